@@ -1,0 +1,42 @@
+# One-command set-up on a fresh machine: `make run` and `make test` create .venv and
+# install everything they need. The torch/torchvision pair is pinned here (see
+# ../shared/ENVIRONMENT.md: the CPU-only torch 2.13 wheel cannot import torchvision);
+# pyproject.toml keeps ranges so users and GPU machines keep their own torch.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH_PAIR ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export MU_BENCH_DISABLE_TELEMETRY := true
+
+.PHONY: install run test test-slow lint leaderboard bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH_PAIR)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# The main job: four methods on the embedded default scenario, then the leaderboard.
+run: install
+	$(BIN)/mu-bench submit noop
+	$(BIN)/mu-bench submit finetune
+	$(BIN)/mu-bench submit gradient-ascent
+	$(BIN)/mu-bench submit retrain
+	$(BIN)/mu-bench leaderboard
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+test-slow: install
+	$(BIN)/pytest -q -m slow
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) mu-bench-runs .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""An example mu-bench plugin package."""

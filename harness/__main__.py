@@ -1,0 +1,5 @@
+"""`python -m mu_bench` is `mu-bench`."""
+
+from .cli import main
+
+main()

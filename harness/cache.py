@@ -1,0 +1,93 @@
+"""A content-addressed cache of directories, safe against crashes and concurrent builders.
+
+An entry is `ROOT/<kind>/<key>/` holding its files and a `manifest.json` with every
+file's SHA-256. Entries are built in a temporary sibling and renamed into place only
+when complete, under a file lock, so a crash leaves no half entry that looks whole and
+two processes never build the same entry twice. Every load re-hashes the files: a
+corrupted or partial entry is removed and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    meta: dict[str, Any]
+    built: bool  # True when this call built it (a cache miss)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Cache:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def entry_dir(self, kind: str, key: str) -> Path:
+        return self.root / kind / key
+
+    def _valid(self, path: Path) -> dict[str, Any] | None:
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+            for name, digest in manifest["files"].items():
+                if sha256_file(path / name) != digest:
+                    return None
+            return manifest
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def lookup(self, kind: str, key: str) -> Entry | None:
+        path = self.entry_dir(kind, key)
+        manifest = self._valid(path) if path.exists() else None
+        return Entry(path, manifest["meta"], built=False) if manifest else None
+
+    def get_or_build(self, kind: str, key: str, build: Callable[[Path], dict[str, Any]]) -> Entry:
+        """The entry for (kind, key); `build(tmpdir)` writes its files and returns its meta."""
+        path = self.entry_dir(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            if path.exists():
+                manifest = self._valid(path)
+                if manifest is not None:
+                    return Entry(path, manifest["meta"], built=False)
+                log.warning("cache entry %s is corrupt or partial; rebuilding it", path)
+                shutil.rmtree(path)
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            try:
+                meta = build(tmp)
+                files = {
+                    p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST
+                }
+                manifest = {"kind": kind, "key": key, "files": files, "meta": meta}
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+                os.replace(tmp, path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            return Entry(path, meta, built=True)

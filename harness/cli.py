@@ -1,0 +1,322 @@
+"""The `mu-bench` command line: one command per verb.
+
+Exit codes: 0 the harness ran (even if a seed failed; the statuses say so), 1 a check
+failed, 2 bad usage or input (the message names the valid choices), 3 internal error.
+Status lines go to stderr; `--json` prints exactly one JSON document on stdout. Heavy
+imports (torch, mlflow) happen inside the commands that need them, so `mu-bench
+methods` and `mu-bench scenarios` answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import MuBenchError, UsageError
+from .scenario import DEFAULT_SCENARIO
+
+app = typer.Typer(
+    help="mu-bench: benchmark and leaderboard for machine unlearning.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+err = Console(stderr=True, highlight=False)
+# Tables keep their columns when piped (CI logs, `make run | tee`): 160 wide off a terminal.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+# typer needs Optional[...] (not X | None) to run on Python 3.10.
+ScenarioOpt = Annotated[
+    str, typer.Option("--scenario", "-s", help="Built-in scenario name or path to a .toml file.")
+]
+TrackingOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else SQLite in ./mu-bench-runs).",
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+
+
+def _emit_json(doc) -> None:
+    sys.stdout.write(json.dumps(doc, indent=1, default=str) + "\n")
+
+
+def _say(message: str) -> None:
+    err.print(message, markup=False, style="dim")
+
+
+@app.command()
+def submit(
+    method: Annotated[str, typer.Argument(help="Method name (see `mu-bench methods`).")],
+    scenario: ScenarioOpt = DEFAULT_SCENARIO,
+    seeds: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--seeds", "-n", help="Number of seeds (default: the scenario's)."),
+    ] = None,
+    budget: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--budget", "-b", help="Seconds per unlearn() call, or N% of retrain time."),
+    ] = None,
+    param: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--param", "-p", help="Hyperparameter name=value (repeatable)."),
+    ] = None,
+    no_preset: Annotated[
+        bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
+    ] = False,
+    tracking_uri: TrackingOpt = None,
+    device: DeviceOpt = "auto",
+    keep_work: Annotated[bool, typer.Option(help="Keep the workers' scratch folders.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run METHOD on a scenario once per seed, score it, and record it on the leaderboard."""
+    from mu_bench.leaderboard import store
+    from mu_bench.leaderboard.render import report_table
+
+    from .method import parse_params
+    from .submit import plan, run
+
+    sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
+    uri = store.resolve_uri(tracking_uri)
+    store.check_uri(uri)
+    report, _ = run(sub, device, on_event=_say, keep_work=keep_work)
+    report = report.with_run_id(store.record(report, uri))
+    if as_json:
+        _emit_json(report.to_json())
+    else:
+        out.print(report_table(report))
+        _say(f"recorded run {report.run_id} in {uri}")
+
+
+@app.command()
+def methods(
+    load: Annotated[
+        bool, typer.Option("--load", help="Import each plugin to check it and show its fields.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List installed methods (from package metadata; nothing is imported without --load)."""
+    from . import registry
+    from .method import Method
+
+    rows = []
+    for name, entry in registry.discover().items():
+        row = {
+            "name": name,
+            "summary": entry.summary(),
+            "distribution": entry.distribution,
+            "version": entry.version,
+            "entry_point": entry.value,
+        }
+        if load:
+            try:
+                cls = entry.load()
+                if not (isinstance(cls, type) and issubclass(cls, Method)):
+                    raise UsageError(f"{entry.value} is not a mu_bench Method subclass")
+                row.update(reads=cls.reads, scope=cls.scope, fields=cls.describe_fields())
+            except MuBenchError as exc:
+                row["warning"] = str(exc)
+                _say(f"warning: {exc}")
+        rows.append(row)
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title="mu-bench methods", title_justify="left")
+    for col in ("name", "summary", "distribution", "version") + (
+        ("reads", "fields") if load else ()
+    ):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        cells = [r["name"], r["summary"], r["distribution"], r["version"]]
+        if load:
+            cells += [r.get("reads", "-"), r.get("fields", r.get("warning", ""))]
+        table.add_row(*cells)
+    out.print(table)
+
+
+@app.command()
+def scenarios(as_json: JsonOpt = False) -> None:
+    """List the built-in scenarios with a one-line description."""
+    from .scenario import builtin_names, load
+
+    rows = []
+    for name in builtin_names():
+        s = load(name)
+        forget = (
+            f"class {list(s.forget.classes)}"
+            if s.forget.rule == "class"
+            else f"random {s.forget.fraction or s.forget.count}"
+        )
+        rows.append(
+            {
+                "name": name,
+                "summary": s.summary,
+                "dataset": s.data.dataset,
+                "arch": s.model.arch,
+                "forget": forget,
+                "gold_seeds": s.gold.seeds,
+                "budget_seconds": s.budget.seconds,
+                "provenance": s.provenance,
+                "default": name == DEFAULT_SCENARIO,
+            }
+        )
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title="mu-bench scenarios", title_justify="left")
+    for col in ("name", "summary", "forget", "gold", "budget", "provenance"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        name = r["name"] + (" (default)" if r["default"] else "")
+        table.add_row(
+            name,
+            r["summary"],
+            r["forget"],
+            str(r["gold_seeds"]),
+            f"{r['budget_seconds']:g} s",
+            r["provenance"],
+        )
+    out.print(table)
+
+
+@app.command()
+def prepare(
+    scenario: Annotated[
+        str, typer.Argument(help="Scenario name or .toml path.")
+    ] = DEFAULT_SCENARIO,
+    device: DeviceOpt = "auto",
+    as_json: JsonOpt = False,
+) -> None:
+    """Train (or load from the cache) the original and gold models of a scenario."""
+    from .artifacts import prepare as do_prepare
+    from .scenario import load
+
+    s = load(scenario)
+
+    def on_model(m) -> None:
+        how = "cached" if m.cache_hit else f"trained in {m.train_seconds:.2f} s"
+        _say(f"{m.role} {m.index}: {how}")
+
+    art = do_prepare(s, device, on_model=on_model)
+    from .evaluation import reference
+
+    ref = reference(art)
+    doc = {
+        "scenario": s.name,
+        "scenario_hash": s.content_hash,
+        "train_size": len(art.data.y_train),
+        "test_size": len(art.data.y_test),
+        "forget_size": len(art.split.forget_idx),
+        "gold_models": len(art.gold),
+        "retrain_seconds": art.retrain_seconds,
+        "cache_hits": sum(m.cache_hit for m in (art.original, *art.gold)),
+        "original": ref["original"],
+        "gold": ref["gold"],
+    }
+    if as_json:
+        _emit_json(doc)
+    else:
+        out.print(doc)
+
+
+@app.command()
+def leaderboard(
+    scenario: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="Scenario (default: every scenario with submissions)."),
+    ] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every submission, not only the latest per method.")
+    ] = False,
+    tracking_uri: TrackingOpt = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+    as_markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
+) -> None:
+    """Print the ranked leaderboard of a scenario (or of every scenario)."""
+    from mu_bench.leaderboard import ranking, render, store
+
+    uri = store.resolve_uri(tracking_uri)
+    store.check_uri(uri)
+    db = store.sqlite_path(uri)
+    known = ranking.scenarios(uri) if db is None or db.exists() else []
+    if scenario is not None and scenario not in known:
+        from .errors import did_you_mean
+
+        raise UsageError(
+            f"no submissions for scenario '{scenario}' in {uri}.{did_you_mean(scenario, known)} "
+            f"Scenarios with submissions: {', '.join(known) or '(none)'}"
+        )
+    names = [scenario] if scenario else known
+    tables = {n: ranking.table(ranking.load(uri, n), latest_only=not all_runs) for n in names}
+    if as_json:
+        _emit_json({n: render.records(t) for n, t in tables.items()})
+    elif as_csv:
+        import pandas as pd
+
+        frames = [t.assign(scenario=n) for n, t in tables.items()]
+        sys.stdout.write(pd.concat(frames).to_csv(index=False) if frames else "")
+    elif as_markdown:
+        for n, t in tables.items():
+            sys.stdout.write(f"### {n}\n\n{render.markdown(render.leaderboard_rows(t))}\n\n")
+    else:
+        if not tables:
+            _say(f"no submissions yet in {uri}; try `mu-bench submit finetune`")
+        for n, t in tables.items():
+            out.print(render.rich_table(f"leaderboard: {n}", render.leaderboard_rows(t)))
+
+
+@app.command()
+def ui(
+    tracking_uri: TrackingOpt = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over the leaderboard store."""
+    from mu_bench.leaderboard import store
+
+    uri = store.resolve_uri(tracking_uri)
+    store.check_uri(uri)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    _say(f"MLflow UI on http://127.0.0.1:{port} over {uri}")
+    os.execv(sys.executable, cmd)
+
+
+def main() -> None:
+    import logging
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        app()  # standalone: click/typer handle usage errors (exit 2) and sys.exit themselves
+    except MuBenchError as exc:
+        err.print(f"error: {exc}", markup=False, style="bold red", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:
+        err.print("internal error (please report it):", style="bold red")
+        err.print(traceback.format_exc(), markup=False)
+        sys.exit(3)

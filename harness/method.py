@@ -1,0 +1,106 @@
+"""The plugin contract: a `Method` is a pydantic model of typed hyperparameters plus
+`unlearn(task) -> nn.Module`.
+
+```python
+class FineTune(Method):
+    \"\"\"Fine-tune on the retain set only (NeurIPS 2023 starting-kit baseline).\"\"\"
+    reads: ClassVar[Reads] = "retain"
+    epochs: int = 5
+    lr: float = Field(0.1, gt=0)
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module: ...
+```
+
+Class-level declarations (not hyperparameters):
+- `reads`: which sets the method may see ("none", "forget", "retain" or "both"); the
+  harness hands it only those.
+- `presets`: hyperparameters tuned for a dataset (the digits scenarios, say), kept
+  apart from the field defaults, which stay the paper's.
+- `scope`: "any", or "class" for methods that only claim class forgetting; on a
+  random-forgetting scenario they still run and the leaderboard marks them out of scope.
+- `output_spec(spec)`: the architecture the method returns, when it is not the
+  scenario's (an ensemble, say). The harness rebuilds that architecture from the spec
+  and loads the returned weights into it; anything else is an `invalid` result.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import UsageError
+from .validation import describe_errors
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .models import ModelSpec
+    from .task import UnlearnTask
+
+Reads = Literal["none", "forget", "retain", "both"]
+Scope = Literal["any", "class"]
+
+
+class Method(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    reads: ClassVar[Reads] = "both"
+    scope: ClassVar[Scope] = "any"
+    # Defaults tuned for a dataset, applied over the field defaults (the papers' values)
+    # when a scenario uses that dataset: {"digits": {"lr": 0.01}}. `--param` wins over both.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} does not implement unlearn(task)")
+
+    def output_spec(self, spec: ModelSpec) -> ModelSpec:
+        return spec
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @classmethod
+    def describe_fields(cls) -> str:
+        parts = []
+        for name, f in cls.model_fields.items():
+            kind = getattr(f.annotation, "__name__", str(f.annotation))
+            parts.append(f"{name}: {kind} = {f.default!r}")
+        return ", ".join(parts) or "(none)"
+
+
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """`["lr=0.01", "epochs=3"]` -> `{"lr": "0.01", "epochs": "3"}` (values stay strings)."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param '{pair}' is not of the form name=value")
+        params[name.strip()] = value.strip()
+    return params
+
+
+def instantiate(cls: type[Method], name: str, params: dict[str, Any]) -> Method:
+    """Validate hyperparameters against the method's typed fields (strings are coerced)."""
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise UsageError(f"method '{name}' is {cls!r}, not a subclass of mu_bench.method.Method")
+    unknown = sorted(set(params) - set(cls.model_fields))
+    if unknown:
+        from .errors import did_you_mean
+
+        hint = did_you_mean(unknown[0], list(cls.model_fields))
+        raise UsageError(
+            f"method '{name}' has no parameter '{unknown[0]}'.{hint} "
+            f"Valid parameters: {cls.describe_fields()}"
+        )
+    try:
+        return cls.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(describe_errors(cls, exc))
+        raise UsageError(
+            f"bad parameter for method '{name}': {problems}. "
+            f"Valid parameters: {cls.describe_fields()}"
+        ) from None

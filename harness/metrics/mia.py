@@ -1,0 +1,51 @@
+"""Population membership-inference attacks.
+
+`mia_loss_acc`: the NeurIPS 2023 unlearning challenge starting kit's `simple_mia`
+(unlearning-challenge/starting-kit, unlearning-CIFAR10.ipynb). Feature: per-example
+cross-entropy; members = forget set, non-members = test set, balanced by subsampling
+the larger side; `LogisticRegression()`; mean accuracy of `cross_val_score` over
+`StratifiedShuffleSplit(n_splits=10, random_state=0)`. 0.5 means the attacker cannot
+tell forgotten from unseen examples; compare with the gold model's value.
+Deviations: the kit shuffles with an unseeded `np.random.shuffle`; we subsample with a
+seeded generator so the score is reproducible; non-finite losses of a diverged
+model are capped at `LOSS_CAP` (SCRUB's copy clips losses to [-100, 100] for the same
+reason) so the attack still runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def balanced_members(
+    members: np.ndarray, non_members: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels with equal members (1) and non-members (0), subsampled at random."""
+    rng = np.random.default_rng(seed)
+    n = min(len(members), len(non_members))
+    m = members[rng.permutation(len(members))[:n]]
+    nm = non_members[rng.permutation(len(non_members))[:n]]
+    x = np.concatenate([m, nm]).reshape(-1, 1)
+    y = np.concatenate([np.ones(n, dtype=int), np.zeros(n, dtype=int)])
+    return x, y
+
+
+LOSS_CAP = 1e4  # a diverged model's inf/NaN losses become this, so the attack still runs
+
+
+def finite_losses(losses: np.ndarray) -> np.ndarray:
+    return np.clip(
+        np.nan_to_num(np.asarray(losses, dtype=float), nan=LOSS_CAP, posinf=LOSS_CAP), 0, LOSS_CAP
+    )
+
+
+def mia_loss_acc(forget_losses: np.ndarray, test_losses: np.ndarray, seed: int = 0) -> float:
+    """Mean cross-validated accuracy of a logistic-regression attack on the loss."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+    x, y = balanced_members(finite_losses(forget_losses), finite_losses(test_losses), seed)
+    if len(y) < 20:
+        return float("nan")  # too few examples for 10 stratified splits
+    cv = StratifiedShuffleSplit(n_splits=10, random_state=0)
+    return float(cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean())

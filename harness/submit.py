@@ -1,0 +1,251 @@
+"""`mu-bench submit`: scenario -> artifacts -> outcomes -> report -> store.
+
+Every input is validated before any compute (scenario, method, hyperparameters,
+budget, tracking URI); then the scenario is prepared (cached), each seed runs in its
+own worker, the returned weights are validated and scored, and the report is recorded.
+A failing seed never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__, registry
+from .errors import UsageError
+from .method import Method, instantiate
+from .paths import work_root
+from .report import Report, SeedResult
+from .scenario import Scenario, load
+
+_DEFAULT_STARTUP = 300.0
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated request, ready to run."""
+
+    scenario: Scenario
+    entry: registry.MethodEntry
+    method: Method
+    params: dict[str, Any]
+    preset: str | None
+    seeds: int
+    budget: str | float | None  # seconds, "N%" of retrain time, or None for the scenario's
+
+
+def parse_budget(text: str | None) -> str | float | None:
+    if text is None:
+        return None
+    t = text.strip().lower()
+    try:
+        if t.endswith("%"):
+            value = float(t[:-1])
+            if value <= 0:
+                raise ValueError
+            return f"{value}%"
+        value = float(t.removesuffix("s"))
+        if value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        raise UsageError(
+            f"--budget '{text}' is not valid: give seconds (e.g. 30) or a percentage of the "
+            "retrain time (e.g. 20%)"
+        ) from None
+
+
+def budget_seconds(budget: str | float | None, scenario: Scenario, retrain_seconds: float) -> float:
+    if budget is None:
+        return scenario.budget.seconds
+    if isinstance(budget, str):
+        return float(budget[:-1]) / 100.0 * retrain_seconds
+    return float(budget)
+
+
+def plan(
+    method_name: str,
+    scenario_ref: str,
+    seeds: int | None = None,
+    budget: str | None = None,
+    params: dict[str, str] | None = None,
+    use_preset: bool = True,
+) -> Submission:
+    """Validate everything a submission needs; raises UsageError naming what is valid."""
+    scenario = load(scenario_ref)
+    entry = registry.get(method_name)
+    cls = entry.load()
+    preset = None
+    merged: dict[str, Any] = {}
+    if use_preset and isinstance(cls, type) and issubclass(cls, Method):
+        preset_values = cls.presets.get(scenario.data.dataset)
+        if preset_values:
+            preset, merged = scenario.data.dataset, dict(preset_values)
+    merged.update(params or {})
+    method = instantiate(cls, method_name, merged)
+    if seeds is not None and seeds < 1:
+        raise UsageError(f"--seeds {seeds}: give at least 1")
+    return Submission(
+        scenario,
+        entry,
+        method,
+        method.model_dump(mode="json"),
+        preset,
+        seeds or scenario.submit.seeds,
+        parse_budget(budget),
+    )
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def write_inputs(sub: Submission, art, folder: Path) -> dict[str, str | None]:
+    """The only files a worker gets: original weights and the declared sets."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _link_or_copy(art.original.weights, folder / "original.pt")
+    inputs: dict[str, str | None] = {
+        "model": str(folder / "original.pt"),
+        "forget": None,
+        "retain": None,
+    }
+    reads = type(sub.method).reads
+    for which, split in (("forget", art.forget), ("retain", art.retain)):
+        if reads in (which, "both"):
+            torch.save({"x": split.x, "y": split.y}, folder / f"{which}.pt")
+            inputs[which] = str(folder / f"{which}.pt")
+    return inputs
+
+
+def worker_task(sub: Submission, art, inputs: dict, seed: int, budget: float, device: str) -> dict:
+    from .seeding import derive_seed
+
+    forget = sub.scenario.forget
+    return {
+        "method": {"name": sub.entry.name, "value": sub.entry.value},
+        "params": sub.params,
+        "seed": seed,
+        "rng_seed": derive_seed(sub.scenario.seed, "submission", seed),
+        "budget_seconds": budget,
+        "device": device,
+        "num_classes": art.data.num_classes,
+        "model_spec": art.spec.to_dict(),
+        "recipe": sub.scenario.train.model_dump(mode="json"),
+        "forget_classes": list(forget.classes) if forget.rule == "class" else None,
+        "inputs": inputs,
+    }
+
+
+def run(
+    sub: Submission,
+    device: str = "auto",
+    *,
+    on_event: Callable[[str], None] = lambda msg: None,
+    keep_work: bool = False,
+    grace: float = 2.0,
+    startup: float = _DEFAULT_STARTUP,
+) -> tuple[Report, dict]:
+    """Run a validated submission; returns the report and the per-seed model outputs."""
+    import torch
+
+    from .artifacts import prepare
+    from .device import resolve_device
+    from .evaluation import aggregate, infer, load_weights, model_metrics, reference
+    from .runner import Limits, run_worker
+
+    device = resolve_device(device)
+    art = prepare(sub.scenario, device)
+    on_event(
+        f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
+        f"(retrain {art.retrain_seconds:.2f} s)"
+    )
+    budget = budget_seconds(sub.budget, sub.scenario, art.retrain_seconds)
+    out_spec = sub.method.output_spec(art.spec)
+    work = work_root() / f"{sub.scenario.name}-{sub.entry.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        inputs = write_inputs(sub, art, work / "inputs")
+        limits = Limits(budget=budget, grace=grace, startup=startup)
+        results, outputs = [], {}
+        for seed in range(sub.seeds):
+            task = worker_task(sub, art, inputs, seed, budget, device)
+            outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
+            metrics: dict[str, float] = {}
+            if outcome.status == "ok":
+                model, problem = load_weights(outcome.weights, out_spec, device)
+                if problem:
+                    outcome = outcome.with_status("invalid", problem)
+                else:
+                    outputs[seed] = infer(model, art)
+                    metrics = model_metrics(outputs[seed], art)
+            error = outcome.error
+            if (
+                outcome.status in ("error", "crashed")
+                and outcome.stderr_tail
+                and not outcome.traceback
+            ):
+                error = f"{error}\n--- worker stderr (tail) ---\n{outcome.stderr_tail}"
+            results.append(
+                SeedResult(
+                    seed,
+                    outcome.status,
+                    outcome.unlearn_seconds,
+                    outcome.wall_seconds,
+                    error,
+                    outcome.traceback,
+                    metrics,
+                )
+            )
+            took = (
+                f"{outcome.unlearn_seconds:.2f} s" if outcome.unlearn_seconds is not None else "-"
+            )
+            on_event(
+                f"seed {seed}: {outcome.status} ({took})"
+                + (f": {outcome.error}" if outcome.error and outcome.status != "ok" else "")
+            )
+    finally:
+        if not keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+    ref = reference(art)
+    ok = [r for r in results if r.status == "ok"]
+    metrics = aggregate(
+        [r.metrics for r in ok],
+        [r.unlearn_seconds for r in ok if r.unlearn_seconds is not None],
+        ref["gold"],
+        art.retrain_seconds,
+    )
+    cls = type(sub.method)
+    in_scope = not (cls.scope == "class" and sub.scenario.forget.rule != "class")
+    notes = []
+    if not in_scope:
+        notes.append("out of scope: a class-unlearning method run on random forgetting")
+    report = Report(
+        scenario=sub.scenario.name,
+        scenario_hash=sub.scenario.content_hash,
+        method=sub.entry.name,
+        distribution=sub.entry.distribution,
+        version=sub.entry.version,
+        params=sub.params,
+        preset=sub.preset,
+        budget_seconds=budget,
+        device=device,
+        torch_version=torch.__version__,
+        harness_version=__version__,
+        reads=cls.reads,
+        in_scope=in_scope,
+        seeds=tuple(results),
+        metrics=metrics,
+        reference=ref,
+        notes=tuple(notes),
+    )
+    return report, outputs

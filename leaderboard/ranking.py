@@ -1,0 +1,75 @@
+"""Rank submissions read back from the store.
+
+One row per submission (by default only the latest per method, version and
+hyperparameters). Ranked by `avg_gap` (mean absolute gap to the gold models over the
+accuracy family, SalUn's "Avg. Gap"; lower is better); submissions with no successful
+seed stay on the board, below the ranked ones, with their status.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import store
+
+# (column in the table, metric or tag in the store)
+COLUMNS = {
+    "method": "tags.mu_bench.method",
+    "status": "tags.mu_bench.status",
+    "seeds": "tags.mu_bench.seeds_ok",
+    "in_scope": "tags.mu_bench.in_scope",
+    "version": "tags.mu_bench.version",
+    "params": "tags.mu_bench.params",
+}
+METRICS = (
+    "avg_gap",
+    "forget_acc",
+    "retain_acc",
+    "test_acc",
+    "mia_loss_acc",
+    "unlearn_seconds",
+    "speedup",
+)
+RANK_BY = ("avg_gap", True)  # (metric, ascending)
+
+
+def scenarios(uri: str) -> list[str]:
+    c = store.client(uri)
+    names = [e.name for e in c.search_experiments() if e.name.startswith(store.EXPERIMENT_PREFIX)]
+    return sorted(n[len(store.EXPERIMENT_PREFIX) :] for n in names)
+
+
+def load(uri: str, scenario: str) -> pd.DataFrame:
+    """All submissions to one scenario as a DataFrame (empty if there are none)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(
+        experiment_names=[store.experiment_name(scenario)],
+        filter_string="tags.mu_bench.kind = 'submission'",
+        output_format="pandas",
+    )
+    return runs
+
+
+def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
+    """The ranked leaderboard: rank, method, status, metrics (mean and std), run id."""
+    if runs.empty:
+        return pd.DataFrame(columns=["rank", *COLUMNS, *METRICS, "run_id"])
+    df = pd.DataFrame({name: runs.get(col) for name, col in COLUMNS.items()})
+    for m in METRICS:
+        df[m] = runs.get(f"metrics.{m}")
+        if f"metrics.{m}_std" in runs:
+            df[f"{m}_std"] = runs[f"metrics.{m}_std"]
+    df["run_id"] = runs["run_id"]
+    df["start_time"] = runs["start_time"]
+    if latest_only:
+        df = df.sort_values("start_time", ascending=False)
+        df = df.drop_duplicates(subset=["method", "version", "params"], keep="first")
+    metric, ascending = RANK_BY
+    ranked = df[df[metric].notna()].sort_values(metric, ascending=ascending)
+    unranked = df[df[metric].isna()].sort_values("start_time", ascending=False)
+    out = pd.concat([ranked, unranked], ignore_index=True)
+    out.insert(0, "rank", [i + 1 if i < len(ranked) else None for i in range(len(out))])
+    out["rank"] = out["rank"].astype("Int64")
+    return out.reset_index(drop=True)

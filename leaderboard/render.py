@@ -1,0 +1,100 @@
+"""Render leaderboards and reports: rich tables for terminals, JSON, CSV, Markdown."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich.table import Table
+
+from .ranking import METRICS
+
+_SHOWN = {
+    "avg_gap": "avg gap",
+    "forget_acc": "forget acc",
+    "retain_acc": "retain acc",
+    "test_acc": "test acc",
+    "mia_loss_acc": "MIA (loss)",
+    "unlearn_seconds": "unlearn s",
+    "speedup": "speed-up",
+}
+
+
+def fmt(value: Any, std: Any = None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:.0f}"
+        if std is not None and not (isinstance(std, float) and math.isnan(std)):
+            text += f" ± {std:.{digits}f}"
+        return text
+    return str(value)
+
+
+def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
+    rows = []
+    for _, r in df.iterrows():
+        status = r["status"] + ("" if r.get("in_scope", "true") != "false" else ", out of scope")
+        row = {
+            "#": "" if pd.isna(r["rank"]) else str(r["rank"]),
+            "method": r["method"],
+            "status": status,
+            "seeds": r["seeds"],
+        }
+        for m, label in _SHOWN.items():
+            row[label] = fmt(
+                r.get(m), r.get(f"{m}_std"), 2 if m in ("unlearn_seconds", "speedup") else 3
+            )
+        rows.append(row)
+    return rows
+
+
+def rich_table(title: str, rows: list[dict[str, str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in rows[0] if rows else ["#", "method", "status"]:
+        table.add_column(col, justify="right" if col not in ("method", "status") else "left")
+    for row in rows:
+        table.add_row(*row.values())
+    return table
+
+
+def markdown(rows: list[dict[str, str]]) -> str:
+    return pd.DataFrame(rows).to_markdown(index=False) if rows else "(no submissions)"
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    cols = ["rank", "method", "status", "seeds", "in_scope", "version", "params", "run_id"]
+    cols += [c for c in df.columns if c in METRICS or c.removesuffix("_std") in METRICS]
+    out = df[cols].astype(object).where(df[cols].notna(), None)
+    return out.to_dict(orient="records")
+
+
+def report_table(report) -> Table:
+    """The summary printed after a submission: the method beside gold and original."""
+    title = (
+        f"{report.method} on {report.scenario}: {report.status} "
+        f"({report.seeds_ok}/{len(report.seeds)} seeds ok)"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("metric", report.method, "gold (retrain)", "original"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    gold, original = report.reference.get("gold", {}), report.reference.get("original", {})
+    m = report.metrics
+    for name in ("forget_acc", "retain_acc", "test_acc", "mia_loss_acc"):
+        table.add_row(
+            name,
+            fmt(m.get(name), m.get(f"{name}_std")),
+            fmt(gold.get(name)),
+            fmt(original.get(name)),
+        )
+    for name in ("avg_gap", "unlearn_seconds", "retrain_seconds", "speedup"):
+        if name in m:
+            table.add_row(name, fmt(m[name], digits=3 if name == "avg_gap" else 2), "", "")
+    for s in report.seeds:
+        if s.status != "ok":
+            first = (s.error or "").strip().splitlines()[0] if s.error else ""
+            table.add_row(f"seed {s.seed}", s.status, first[:80], "")
+    for note in report.notes:
+        table.add_row("note", note, "", "")
+    return table

@@ -1,0 +1,193 @@
+"""MLflow as the leaderboard store, with the tracking URI always set explicitly.
+
+The embedded default is a SQLite store at `$MU_BENCH_HOME/mlflow.db` (artifacts beside
+it); `--tracking-uri` or `MLFLOW_TRACKING_URI` points at a shared MLflow server. Every
+write goes through an explicit `MlflowClient` (no global state) and, for SQLite, under a
+file lock, so concurrent submits into one store both land.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from mu_bench.errors import UsageError
+from mu_bench.paths import home
+from mu_bench.report import Report
+
+EXPERIMENT_PREFIX = "mu-bench/"
+VALID_FORMS = (
+    "sqlite:///ABSOLUTE/PATH.db, sqlite:///RELATIVE/PATH.db, http(s)://HOST:PORT "
+    "(an MLflow server), or a database URI MLflow supports (postgresql://, mysql://)"
+)
+
+
+def experiment_name(scenario: str) -> str:
+    return EXPERIMENT_PREFIX + scenario
+
+
+def default_uri() -> str:
+    return f"sqlite:///{home() / 'mlflow.db'}"
+
+
+def resolve_uri(uri: str | None) -> str:
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :]).absolute()
+
+
+def check_uri(uri: str) -> None:
+    """Raise UsageError, writing nothing, when the store at `uri` cannot be used."""
+    scheme = urlparse(uri).scheme
+    db = sqlite_path(uri)
+    if db is not None:
+        parent = db.parent
+        if uri == default_uri():
+            return  # created on first write
+        if db.is_dir():
+            raise UsageError(f"tracking URI {uri}: {db} is a directory, not a database file")
+        if not parent.is_dir():
+            raise UsageError(f"tracking URI {uri}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise UsageError(f"tracking URI {uri}: folder {parent} is not writable")
+        return
+    if scheme in ("http", "https"):
+        _probe_server(uri)
+        return
+    if scheme in ("postgresql", "mysql", "mssql", "databricks") or scheme.startswith(
+        ("postgresql+", "mysql+", "mssql+")
+    ):
+        return
+    raise UsageError(f"tracking URI '{uri}' is not usable. Valid forms: {VALID_FORMS}")
+
+
+def _probe_server(uri: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5) as resp:
+            if resp.status == 200:
+                return
+            raise UsageError(f"tracking URI {uri}: server answered HTTP {resp.status} on /health")
+    except (urllib.error.URLError, OSError) as exc:
+        raise UsageError(
+            f"tracking URI {uri}: no MLflow server answers there ({exc}). "
+            f"Start one with `mlflow server` or use another URI. Valid forms: {VALID_FORMS}"
+        ) from None
+
+
+def _lock(uri: str):
+    db = sqlite_path(uri)
+    if db is None:
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(db) + ".lock")
+
+
+def client(uri: str):
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(c, uri: str, scenario: str) -> str:
+    name = experiment_name(scenario)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    db = sqlite_path(uri)
+    location = (db.parent / "artifacts" / scenario).as_uri() if db else None
+    return c.create_experiment(
+        name, artifact_location=location, tags={"mu_bench.scenario": scenario}
+    )
+
+
+def _finite_metrics(values: dict[str, float], step_time: int):
+    from mlflow.entities import Metric
+
+    return [
+        Metric(k, float(v), step_time, 0)
+        for k, v in values.items()
+        if v is not None and math.isfinite(float(v))
+    ]
+
+
+def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> str:
+    """Log a submission: parent run, one nested run per seed. Returns the parent run id."""
+    import time
+
+    from mlflow.entities import Param, RunTag
+
+    now = int(time.time() * 1000)
+    with _lock(uri):
+        c = client(uri)
+        exp_id = _experiment_id(c, uri, report.scenario)
+        tags = {
+            "mlflow.runName": report.method,
+            "mu_bench.kind": "submission",
+            "mu_bench.method": report.method,
+            "mu_bench.distribution": report.distribution,
+            "mu_bench.version": report.version,
+            "mu_bench.status": report.status,
+            "mu_bench.seeds_ok": f"{report.seeds_ok}/{len(report.seeds)}",
+            "mu_bench.scenario": report.scenario,
+            "mu_bench.scenario_hash": report.scenario_hash,
+            "mu_bench.torch": report.torch_version,
+            "mu_bench.device": report.device,
+            "mu_bench.harness_version": report.harness_version,
+            "mu_bench.reads": report.reads,
+            "mu_bench.in_scope": str(report.in_scope).lower(),
+            "mu_bench.preset": report.preset or "",
+            "mu_bench.params": json.dumps(report.params, sort_keys=True),
+        }
+        parent = c.create_run(exp_id, tags=tags, run_name=report.method)
+        run_id = parent.info.run_id
+        params = {f"{k}": v for k, v in report.params.items()}
+        params.update(budget_seconds=report.budget_seconds, seeds=len(report.seeds))
+        metrics = dict(report.metrics)
+        for role in ("gold", "original"):
+            for k, v in report.reference.get(role, {}).items():
+                metrics[f"{role}.{k}"] = v
+        c.log_batch(
+            run_id,
+            metrics=_finite_metrics(metrics, now),
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+        )
+        c.log_text(run_id, json.dumps(report.to_json(), indent=1, default=str), "report.json")
+        for path in (figures or {}).values():
+            c.log_artifact(run_id, str(path), artifact_path="figures")
+        for s in report.seeds:
+            child_tags = [
+                RunTag("mlflow.parentRunId", run_id),
+                RunTag("mu_bench.kind", "seed"),
+                RunTag("mu_bench.method", report.method),
+                RunTag("mu_bench.status", s.status),
+                RunTag("mu_bench.seed", str(s.seed)),
+            ]
+            if s.error:
+                child_tags.append(RunTag("mu_bench.error", s.error[:4000]))
+            child = c.create_run(exp_id, run_name=f"{report.method}/seed-{s.seed}")
+            seed_metrics = dict(s.metrics)
+            for k in ("unlearn_seconds", "wall_seconds"):
+                if getattr(s, k) is not None:
+                    seed_metrics[k] = getattr(s, k)
+            c.log_batch(
+                child.info.run_id, metrics=_finite_metrics(seed_metrics, now), tags=child_tags
+            )
+            if s.traceback or s.error:
+                c.log_text(child.info.run_id, (s.traceback or s.error), "error.txt")
+            c.set_terminated(child.info.run_id, "FINISHED" if s.status == "ok" else "FAILED")
+        c.set_terminated(run_id, "FINISHED" if report.seeds_ok else "FAILED")
+    return run_id

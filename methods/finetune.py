@@ -1,0 +1,51 @@
+"""`finetune`: the NeurIPS 2023 unlearning challenge starting-kit baseline.
+
+Source: unlearning-challenge/starting-kit, `unlearning-CIFAR10.ipynb`, function
+`unlearning(net, retain, forget, validation)`: 5 epochs over the retain loader only,
+cross-entropy, `SGD(lr=0.1, momentum=0.9, weight_decay=5e-4)`, `CosineAnnealingLR(T_max=
+epochs)` stepped once per epoch, batch 128, shuffled, train mode, no augmentation; the
+forget and validation loaders are ignored.
+
+Deviations: none in the algorithm; it stops early with the current weights when the
+budget expires (the kit has no budget).
+"""
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from mu_bench.method import Method, Reads
+from mu_bench.task import UnlearnTask
+
+
+class FineTune(Method):
+    """Fine-tune on the retain set only (NeurIPS 2023 starting-kit baseline)."""
+
+    reads: ClassVar[Reads] = "retain"
+    presets: ClassVar[dict] = {"digits": {"lr": 0.05}}
+
+    epochs: int = Field(5, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0)
+    batch_size: int = Field(128, ge=1)
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module:
+        model = task.model
+        opt = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs)
+        model.train()
+        for _ in range(self.epochs):
+            for x, y in task.retain.batches(self.batch_size, generator=task.generator):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+                if task.budget.expired:
+                    return model.eval()
+            sched.step()
+        return model.eval()

@@ -1,0 +1,17 @@
+"""`noop`: the original model, untouched: the lower anchor every method must beat."""
+
+from typing import ClassVar
+
+from torch import nn
+
+from mu_bench.method import Method, Reads
+from mu_bench.task import UnlearnTask
+
+
+class NoOp(Method):
+    """Return the original model unchanged (no forgetting: the lower anchor)."""
+
+    reads: ClassVar[Reads] = "none"
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module:
+        return task.model

@@ -1,0 +1,59 @@
+"""Shared fixtures: every test gets its own mu-bench home (store, work dirs) and working
+directory; the prepared-artifact cache is shared by the whole session, so each scenario's
+original and gold models are trained once per test run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGINS = Path(__file__).parent / "plugins"
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch, shared_cache) -> Path:
+    monkeypatch.setenv("MU_BENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MU_BENCH_CACHE", str(shared_cache))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def plugin_path(*names: str) -> str:
+    """A PYTHONPATH that adds the named test plugin folders (each with its dist-info)."""
+    parts = [str(PLUGINS / n) for n in names]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(parts)
+
+
+def cli(*args: str, plugins: tuple[str, ...] = (), env: dict | None = None, timeout: int = 600):
+    """Run the real `mu-bench` command in a fresh interpreter."""
+    full_env = dict(os.environ)
+    if plugins:
+        full_env["PYTHONPATH"] = plugin_path(*plugins)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "mu_bench", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def cli_json(*args: str, **kwargs):
+    proc = cli(*args, "--json", **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)

@@ -1,0 +1,112 @@
+"""The spine end to end: built-in methods on both digits scenarios, the store, ranking,
+and the calibration anchors (retrain near gold, noop far from it on class forgetting)."""
+
+import json
+
+import pytest
+
+from mu_bench.leaderboard import ranking, store
+from mu_bench.submit import plan, run
+
+from .conftest import cli, cli_json
+
+METHODS = ("noop", "finetune", "gradient-ascent", "retrain")
+
+
+@pytest.fixture(scope="module")
+def boards(tmp_path_factory):
+    """Submit the four built-ins (2 seeds each) to both digits scenarios, in process."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
+    reports = {}
+    for scenario in ("digits-random10", "digits-class3"):
+        for method in METHODS:
+            report, _ = run(plan(method, scenario, seeds=2), "cpu")
+            reports[scenario, method] = report.with_run_id(store.record(report, uri))
+    return uri, reports
+
+
+def test_every_submission_is_in_the_store_and_ranked(boards):
+    uri, reports = boards
+    assert ranking.scenarios(uri) == ["digits-class3", "digits-random10"]
+    for scenario in ("digits-random10", "digits-class3"):
+        table = ranking.table(ranking.load(uri, scenario))
+        assert set(table["method"]) == set(METHODS)
+        assert list(table["rank"]) == [1, 2, 3, 4]
+        assert table["avg_gap"].is_monotonic_increasing
+        for r in reports.values():
+            assert r.status == "ok" and r.seeds_ok == 2
+
+
+def test_class_forgetting_calibration(boards):
+    _, reports = boards
+    retrain = reports["digits-class3", "retrain"].metrics
+    noop = reports["digits-class3", "noop"].metrics
+    assert retrain["forget_acc"] <= 0.05
+    assert noop["forget_acc"] >= 0.9
+    gold = reports["digits-class3", "retrain"].reference["gold"]
+    assert gold["forget_acc"] <= 0.05
+    assert reports["digits-class3", "retrain"].reference["original"]["forget_acc"] >= 0.9
+
+
+@pytest.mark.parametrize("scenario", ["digits-random10", "digits-class3"])
+def test_retrain_has_the_smallest_gaps_to_gold(boards, scenario):
+    _, reports = boards
+    gaps = {m: reports[scenario, m].metrics["avg_gap"] for m in METHODS}
+    assert min(gaps, key=gaps.get) == "retrain", gaps
+
+
+def test_gradient_ascent_forgets_class_3(boards):
+    _, reports = boards
+    ga = reports["digits-class3", "gradient-ascent"].metrics
+    assert ga["forget_acc"] <= 0.1
+    assert ga["retain_acc"] >= 0.6  # GA costs utility; SalUn reports the same
+
+
+def test_costs_are_reported(boards):
+    _, reports = boards
+    m = reports["digits-random10", "retrain"].metrics
+    assert m["unlearn_seconds"] > 0 and m["retrain_seconds"] > 0
+    assert m["speedup"] == pytest.approx(m["retrain_seconds"] / m["unlearn_seconds"])
+
+
+def test_cli_submit_json_document_and_leaderboard(home):
+    doc = cli_json("submit", "finetune", "--seeds", "2", "--param", "epochs=2")
+    assert doc["scenario"] == "digits-random10" and doc["method"] == "finetune"
+    assert doc["status"] == "ok" and doc["run_id"]
+    assert doc["params"]["epochs"] == 2 and doc["preset"] == "digits"
+    for key in (
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+        "mia_loss_acc",
+        "unlearn_seconds",
+        "retrain_seconds",
+        "speedup",
+    ):
+        assert key in doc["metrics"]
+    assert [s["seed"] for s in doc["seeds"]] == [0, 1]
+    assert {"seed", "status", "unlearn_seconds", "error"} <= set(doc["seeds"][0])
+    assert (home / "mlflow.db").exists()
+    board = cli_json("leaderboard")
+    assert board["digits-random10"][0]["run_id"] == doc["run_id"]
+    text = cli("leaderboard", "digits-random10", "--csv")
+    assert text.returncode == 0 and text.stdout.splitlines()[0].startswith("rank,method")
+    md = cli("leaderboard", "--markdown")
+    assert "| finetune" in md.stdout
+
+
+def test_store_records_params_tags_and_nested_seed_runs(boards):
+    uri, reports = boards
+    c = store.client(uri)
+    r = reports["digits-random10", "finetune"]
+    parent = c.get_run(r.run_id)
+    assert parent.data.tags["mu_bench.method"] == "finetune"
+    assert parent.data.tags["mu_bench.distribution"] == "mu-bench"
+    assert parent.data.tags["mu_bench.scenario_hash"] == r.scenario_hash
+    assert parent.data.tags["mu_bench.status"] == "ok"
+    assert parent.data.params["lr"] == str(r.params["lr"])
+    assert "budget_seconds" in parent.data.params
+    children = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{r.run_id}'")
+    assert sorted(ch.data.tags["mu_bench.seed"] for ch in children) == ["0", "1"]
+    with open(c.download_artifacts(r.run_id, "report.json")) as fh:
+        assert json.load(fh)["method"] == "finetune"
