@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
+from dataclasses import replace
 from typing import Annotated, Optional
 
 import typer
@@ -91,7 +93,10 @@ def submit(
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
     report, _ = run(sub, device, on_event=_say, keep_work=keep_work)
-    report = report.with_run_id(store.record(report, uri))
+    clock = time.perf_counter()
+    run_id = store.record(report, uri)
+    timings = {**report.timings, "record_seconds": time.perf_counter() - clock}
+    report = replace(report, run_id=run_id, timings=timings)
     if as_json:
         _emit_json(report.to_json())
     else:

@@ -6,7 +6,7 @@ Plain data, JSON-able: the store logs it, the CLI prints it, `--json` emits it.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -40,6 +40,8 @@ class Report:
     metrics: dict[str, float]
     reference: dict[str, dict[str, float]]
     notes: tuple[str, ...] = ()
+    # Harness overhead, seconds: prepare, worker start-up (median), evaluation.
+    timings: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
 
     @property
@@ -55,9 +57,6 @@ class Report:
     @property
     def seeds_ok(self) -> int:
         return sum(s.status == "ok" for s in self.seeds)
-
-    def with_run_id(self, run_id: str) -> Report:
-        return replace(self, run_id=run_id)
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -1,6 +1,6 @@
 """Run one (method, seed) in an isolated worker process under a hard time budget.
 
-After automlbenchmark: a fresh interpreter in its own process group, files in and out,
+After automlbenchmark: a fresh process in its own process group (see `launch`), files in and out,
 an escalating kill, a status for every outcome. The budget clock starts when the worker
 signals it is about to call `unlearn()`; at budget + grace the whole group gets SIGTERM,
 then SIGKILL after `term_grace`; finally every process still carrying the seed's token
@@ -18,20 +18,15 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
+from .launch import start_worker, sweep, worker_env
 
 STATUSES = ("ok", "timeout", "error", "crashed", "invalid")
-TOKEN_VAR = "MU_BENCH_WORKER_TOKEN"
-# Never hand a worker the store's location or the harness's own settings.
-_SCRUBBED_ENV = ("MLFLOW_TRACKING_URI", "MU_BENCH_HOME", "MU_BENCH_CACHE", "MU_BENCH_WORK")
 
 
 @dataclass(frozen=True)
@@ -50,6 +45,7 @@ class SeedOutcome:
     seed_dir: Path
     unlearn_seconds: float | None = None  # measured inside the worker
     wall_seconds: float | None = None  # measured outside: `started` to exit
+    startup_seconds: float | None = None  # spawn to `started`: interpreter, imports, data
     error: str | None = None
     traceback: str | None = None
     stderr_tail: str = ""
@@ -73,25 +69,12 @@ def _tail(path: Path, limit: int = 4000) -> str:
     return data[-limit:].decode(errors="replace")
 
 
-def _kill_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def sweep(token: str) -> int:
-    """SIGKILL every process whose environment carries `token`; returns how many."""
-    killed = 0
-    me = os.getpid()
-    for proc in psutil.process_iter(["pid"]):
-        if proc.pid == me:
-            continue
-        try:
-            if proc.environ().get(TOKEN_VAR) == token:
-                proc.kill()
-                killed += 1
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
-            continue
-    return killed
+def _kill_group(pid: int, sig: int) -> None:
+    """Signal the worker's process group (it leads its own session), and the worker itself
+    in case it has not yet become a session leader."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, sig)
 
 
 def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) -> SeedOutcome:
@@ -99,22 +82,7 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
     seed_dir.mkdir(parents=True, exist_ok=True)
     (seed_dir / "task.json").write_text(json.dumps(task, indent=1))
     token = uuid.uuid4().hex
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
-    env[TOKEN_VAR] = token
-    env["PYTHONUNBUFFERED"] = "1"
-    with (
-        open(seed_dir / "stdout.log", "wb") as stdout,
-        open(seed_dir / "stderr.log", "wb") as stderr,
-    ):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mu_bench.worker", str(seed_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            cwd=seed_dir,
-            start_new_session=True,  # own session and process group
-        )
+    proc = start_worker(seed_dir, worker_env(token), str(task.get("device", "cpu")))
     spawned = time.monotonic()
     started: float | None = None
     killed_for: str | None = None
@@ -127,9 +95,7 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
         if now >= limit:
             killed_for = "budget" if started else "startup"
             _kill_group(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=limits.term_grace)
-            except subprocess.TimeoutExpired:
+            if proc.wait(limits.term_grace) is None:
                 _kill_group(proc.pid, signal.SIGKILL)
                 proc.wait()
             break
@@ -138,14 +104,16 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
         started = spawned  # finished between two polls; the worker's own timing is exact
     end = time.monotonic()
     _kill_group(proc.pid, signal.SIGKILL)  # anything left in the group
-    leftovers = sweep(token)
+    leftovers = sweep(proc, token)
     wall = end - started if started is not None else None
+    startup_seconds = started - spawned if started is not None else None
 
     result = _read_result(seed_dir)
     common = dict(
         seed=seed,
         seed_dir=seed_dir,
         wall_seconds=wall,
+        startup_seconds=startup_seconds,
         stderr_tail=_tail(seed_dir / "stderr.log"),
         leftovers_killed=leftovers,
     )
@@ -177,7 +145,7 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
             error=f"worker did not reach unlearn() within {limits.startup:g} s",
             **common,
         )
-    code = proc.returncode
+    code = proc.poll()
     if code is not None and code < 0:
         reason = f"worker killed by signal {signal.Signals(-code).name}"
     else:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -161,10 +163,15 @@ def run(
     from .artifacts import prepare
     from .device import resolve_device
     from .evaluation import aggregate, infer, load_weights, model_metrics, reference
+    from .launch import prestart
     from .runner import Limits, run_worker
 
     device = resolve_device(device)
+    prestart(device)
+    clock = time.perf_counter()
     art = prepare(sub.scenario, device)
+    timings = {"prepare_seconds": time.perf_counter() - clock, "evaluate_seconds": 0.0}
+    startups = []
     on_event(
         f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
         f"(retrain {art.retrain_seconds:.2f} s)"
@@ -180,6 +187,9 @@ def run(
             task = worker_task(sub, art, inputs, seed, budget, device)
             outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
             metrics: dict[str, float] = {}
+            if outcome.startup_seconds is not None:
+                startups.append(outcome.startup_seconds)
+            clock = time.perf_counter()
             if outcome.status == "ok":
                 model, problem = load_weights(outcome.weights, out_spec, device)
                 if problem:
@@ -187,6 +197,7 @@ def run(
                 else:
                     outputs[seed] = infer(model, art)
                     metrics = model_metrics(outputs[seed], art)
+            timings["evaluate_seconds"] += time.perf_counter() - clock
             error = outcome.error
             if (
                 outcome.status in ("error", "crashed")
@@ -216,6 +227,7 @@ def run(
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
 
+    clock = time.perf_counter()
     ref = reference(art)
     ok = [r for r in results if r.status == "ok"]
     metrics = aggregate(
@@ -224,6 +236,9 @@ def run(
         ref["gold"],
         art.retrain_seconds,
     )
+    timings["evaluate_seconds"] += time.perf_counter() - clock
+    if startups:
+        timings["worker_startup_seconds"] = statistics.median(startups)
     cls = type(sub.method)
     in_scope = not (cls.scope == "class" and sub.scenario.forget.rule != "class")
     notes = []
@@ -247,5 +262,6 @@ def run(
         metrics=metrics,
         reference=ref,
         notes=tuple(notes),
+        timings=timings,
     )
     return report, outputs

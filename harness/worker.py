@@ -1,4 +1,5 @@
-"""`python -m mu_bench.worker SEED_DIR`: run one method seed in a fresh interpreter.
+"""Run one method seed in its own process: `python -m mu_bench.worker SEED_DIR`, or
+`run_in_child` in a child of the warm fork server (see `mu_bench.forkserver`).
 
 Files in, files out. The worker reads `SEED_DIR/task.json`, which names the method, its
 validated hyperparameters, the seed, the budget and the input files it may read (the
@@ -20,6 +21,12 @@ import time
 import traceback
 from pathlib import Path
 
+# Imported at module level on purpose: the fork server preloads this module, so every
+# forked worker starts with torch and torch._dynamo (which the first optimizer of a
+# process imports, about 1 s) already in memory. Importing does no tensor work.
+import torch
+import torch._dynamo  # noqa: F401
+
 
 def _write_json(path: Path, payload: dict) -> None:
     tmp = path.with_suffix(".tmp")
@@ -28,7 +35,6 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def _load_split(path: str | None, augment: str, device):
-    import torch
 
     from .task import Split
 
@@ -39,7 +45,6 @@ def _load_split(path: str | None, augment: str, device):
 
 
 def run(seed_dir: Path) -> dict:
-    import torch
     from torch import nn
 
     from .device import synchronize
@@ -98,8 +103,20 @@ def run(seed_dir: Path) -> dict:
     return {"status": "ok", "unlearn_seconds": seconds}
 
 
+def run_in_child(seed_dir: str, env: dict[str, str], sys_path: list[str]) -> None:
+    """Entry point of a worker forked by `mu_bench.forkserver` (fds already redirected)."""
+    os.environ.clear()
+    os.environ.update(env)
+    sys.path[:] = sys_path  # the harness's, so plugins it can import are importable here
+    os.chdir(seed_dir)
+    run_and_exit(Path(seed_dir))
+
+
 def main() -> None:
-    seed_dir = Path(sys.argv[1])
+    run_and_exit(Path(sys.argv[1]))
+
+
+def run_and_exit(seed_dir: Path) -> None:
     try:
         result = run(seed_dir)
     except BaseException as exc:  # SystemExit and KeyboardInterrupt from a plugin included

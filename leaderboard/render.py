@@ -70,8 +70,11 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return out.to_dict(orient="records")
 
 
-def report_table(report) -> Table:
-    """The summary printed after a submission: the method beside gold and original."""
+def report_table(report):
+    """The summary printed after a submission: the method beside gold and original, then
+    one line per failed seed."""
+    from rich.console import Group
+
     title = (
         f"{report.method} on {report.scenario}: {report.status} "
         f"({report.seeds_ok}/{len(report.seeds)} seeds ok)"
@@ -81,20 +84,26 @@ def report_table(report) -> Table:
         table.add_column(col, justify="right" if col != "metric" else "left")
     gold, original = report.reference.get("gold", {}), report.reference.get("original", {})
     m = report.metrics
-    for name in ("forget_acc", "retain_acc", "test_acc", "mia_loss_acc"):
-        table.add_row(
-            name,
-            fmt(m.get(name), m.get(f"{name}_std")),
-            fmt(gold.get(name)),
-            fmt(original.get(name)),
-        )
+    for name in ("forget_acc", "retain_acc", "test_acc", "test_forget_acc", "mia_loss_acc"):
+        if name in m or name in gold:
+            table.add_row(
+                name,
+                fmt(m.get(name), m.get(f"{name}_std")),
+                fmt(gold.get(name)),
+                fmt(original.get(name)),
+            )
     for name in ("avg_gap", "unlearn_seconds", "retrain_seconds", "speedup"):
         if name in m:
             table.add_row(name, fmt(m[name], digits=3 if name == "avg_gap" else 2), "", "")
-    for s in report.seeds:
-        if s.status != "ok":
+    parts = [table]
+    failed = [s for s in report.seeds if s.status != "ok"]
+    if failed:
+        seeds = Table(title="seeds that failed", title_justify="left")
+        for col in ("seed", "status", "error"):
+            seeds.add_column(col, overflow="fold")
+        for s in failed:
             first = (s.error or "").strip().splitlines()[0] if s.error else ""
-            table.add_row(f"seed {s.seed}", s.status, first[:80], "")
-    for note in report.notes:
-        table.add_row("note", note, "", "")
-    return table
+            seeds.add_row(str(s.seed), s.status, first)
+        parts.append(seeds)
+    parts.extend(f"note: {note}" for note in report.notes)
+    return Group(*parts)

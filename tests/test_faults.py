@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from mu_bench.runner import TOKEN_VAR
+from mu_bench.launch import TOKEN_VAR
 
 from .conftest import PLUGINS, cli, cli_json
 

@@ -63,7 +63,7 @@ def test_same_name_from_two_distributions_is_an_error_naming_both(monkeypatch):
 def test_third_party_test_plugins_are_discovered(monkeypatch):
     monkeypatch.syspath_prepend(plugin_path("faults").split(":")[0])
     methods = registry.discover()
-    assert methods["fault-raise"].distribution == "mu-bench-faults"
+    assert methods["fault-chaos"].distribution == "mu-bench-faults"
 
 
 def test_params_are_coerced_from_strings_and_validated():

@@ -2,6 +2,7 @@
 and the calibration anchors (retrain near gold, noop far from it on class forgetting)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -21,7 +22,7 @@ def boards(tmp_path_factory):
     for scenario in ("digits-random10", "digits-class3"):
         for method in METHODS:
             report, _ = run(plan(method, scenario, seeds=2), "cpu")
-            reports[scenario, method] = report.with_run_id(store.record(report, uri))
+            reports[scenario, method] = replace(report, run_id=store.record(report, uri))
     return uri, reports
 
 
