@@ -31,7 +31,13 @@ import psutil
 STATUSES = ("ok", "timeout", "error", "crashed", "invalid")
 TOKEN_VAR = "MU_BENCH_WORKER_TOKEN"
 # Never hand a worker the store's location or the harness's own settings.
-_SCRUBBED_ENV = ("MLFLOW_TRACKING_URI", "MU_BENCH_HOME", "MU_BENCH_CACHE", "MU_BENCH_WORK")
+_SCRUBBED_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MU_BENCH_HOME",
+    "MU_BENCH_CACHE",
+    "MU_BENCH_WORK",
+    "MU_BENCH_DATA",  # where the test set's files are
+)
 
 
 @dataclass(frozen=True)
