@@ -96,11 +96,20 @@ class Artifacts:
         )
 
 
-def _key(scenario: Scenario, role: str, index: int) -> str:
+def _key(
+    scenario: Scenario, role: str, index: int, data_fingerprint: str = "", device: str = "cpu"
+) -> str:
     sections = (
         ("data", "model", "train") if role == "original" else ("data", "forget", "model", "train")
     )
     payload = {"s": scenario.section_hash(*sections), "role": role, "i": index, "v": CACHE_VERSION}
+    # Files the scenario does not pin (no known checksums) key by their contents; a model
+    # trained on a GPU (mixed precision, GPU timings) is not the CPU one. Both are added
+    # only when set, so existing CPU keys stay valid.
+    if data_fingerprint:
+        payload["data"] = data_fingerprint
+    if torch.device(device).type != "cpu":
+        payload["device"] = torch.device(device).type
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -167,7 +176,7 @@ def prepare(
         seed = derive_seed(scenario.seed, role, index)
         entry = cache.get_or_build(
             "models",
-            _key(scenario, role, index),
+            _key(scenario, role, index, data.fingerprint, device),
             _trainer(scenario, spec, data, train_set, seed, device),
         )
         model = _load(entry, role, index)

@@ -4,7 +4,8 @@ Exit codes: 0 the harness ran (even if a seed failed; the statuses say so), 1 a 
 failed, 2 bad usage or input (the message names the valid choices), 3 internal error.
 Status lines go to stderr; `--json` prints exactly one JSON document on stdout. Heavy
 imports (torch, mlflow) happen inside the commands that need them, so `mu-bench
-methods` and `mu-bench scenarios` answer in well under a second.
+methods` and `mu-bench scenarios` answer in well under a second. `--data-root` (or
+`$MU_BENCH_DATA`) says where downloaded datasets are; `mu-bench download` fetches them.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ TrackingOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+DataRootOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--data-root",
+        help="Folder of downloaded datasets (default: $MU_BENCH_DATA, else ./mu-bench-runs/data).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
 
 
@@ -56,6 +64,16 @@ def _emit_json(doc) -> None:
 
 def _say(message: str) -> None:
     err.print(message, markup=False, style="dim")
+
+
+def _use_data_root(data_root: str | None) -> None:
+    """`--data-root` wins over `$MU_BENCH_DATA` for this process (`paths.data_root`)."""
+    if data_root:
+        from pathlib import Path
+
+        from .paths import DATA_ENV
+
+        os.environ[DATA_ENV] = str(Path(data_root).expanduser().absolute())
 
 
 @app.command()
@@ -79,6 +97,7 @@ def submit(
     ] = False,
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
+    data_root: DataRootOpt = None,
     keep_work: Annotated[bool, typer.Option(help="Keep the workers' scratch folders.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -88,6 +107,8 @@ def submit(
 
     from .method import parse_params
     from .submit import plan, run
+
+    _use_data_root(data_root)
 
     sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
     uri = store.resolve_uri(tracking_uri)
@@ -180,19 +201,26 @@ def scenarios(as_json: JsonOpt = False) -> None:
         _emit_json(rows)
         return
     table = Table(title="mu-bench scenarios", title_justify="left")
-    for col in ("name", "summary", "forget", "gold", "budget", "provenance"):
+    for col in ("name", "summary", "data / model", "forget", "gold", "budget"):
         table.add_column(col, overflow="fold")
     for r in rows:
         name = r["name"] + (" (default)" if r["default"] else "")
         table.add_row(
             name,
             r["summary"],
+            f"{r['dataset']} / {r['arch']}",
             r["forget"],
             str(r["gold_seeds"]),
             f"{r['budget_seconds']:g} s",
-            r["provenance"],
         )
     out.print(table)
+    # Provenance is prose (whose split, whose recipe): a wrapped paragraph per scenario
+    # reads better than a narrow column.
+    from rich.text import Text
+
+    out.print("\nprovenance", style="bold")
+    for r in rows:
+        out.print(Text.assemble((r["name"], "bold"), ": ", r["provenance"] or "-"))
 
 
 @app.command()
@@ -201,12 +229,14 @@ def prepare(
         str, typer.Argument(help="Scenario name or .toml path.")
     ] = DEFAULT_SCENARIO,
     device: DeviceOpt = "auto",
+    data_root: DataRootOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train (or load from the cache) the original and gold models of a scenario."""
     from .artifacts import prepare as do_prepare
     from .scenario import load
 
+    _use_data_root(data_root)
     s = load(scenario)
 
     def on_model(m) -> None:
@@ -233,6 +263,33 @@ def prepare(
         _emit_json(doc)
     else:
         out.print(doc)
+
+
+@app.command()
+def download(
+    dataset: Annotated[str, typer.Argument(help="Dataset name, e.g. cifar10 or cifar100.")],
+    data_root: DataRootOpt = None,
+) -> None:
+    """Fetch a dataset's files into the data root (needs internet; torchvision's layout)."""
+    from .datasets import DATASETS
+    from .errors import did_you_mean
+    from .paths import data_root as resolve_root
+
+    fetchable = sorted(n for n, b in DATASETS.items() if b.download is not None)
+    if dataset not in DATASETS:
+        raise UsageError(
+            f"unknown dataset '{dataset}'.{did_you_mean(dataset, list(DATASETS))} "
+            f"Datasets to download: {', '.join(fetchable)}"
+        )
+    builder = DATASETS[dataset]
+    if builder.download is None:
+        _say(f"{dataset} needs no download: {builder.summary}")
+        return
+    _use_data_root(data_root)
+    root = resolve_root()
+    _say(f"downloading {dataset} into {root}")
+    builder.download(root)
+    _say(f"{dataset} is in {root}; use --data-root {root} or MU_BENCH_DATA={root}")
 
 
 @app.command()

@@ -32,7 +32,13 @@ import psutil
 
 TOKEN_VAR = "MU_BENCH_WORKER_TOKEN"
 # Never hand a worker the store's location or the harness's own settings.
-SCRUBBED_ENV = ("MLFLOW_TRACKING_URI", "MU_BENCH_HOME", "MU_BENCH_CACHE", "MU_BENCH_WORK")
+SCRUBBED_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MU_BENCH_HOME",
+    "MU_BENCH_CACHE",
+    "MU_BENCH_WORK",
+    "MU_BENCH_DATA",  # where the test set's files are
+)
 
 
 def worker_env(token: str) -> dict[str, str]:

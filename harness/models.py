@@ -74,9 +74,21 @@ class Architecture:
     summary: str = ""
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    "mlp": Architecture(MLPParams, build_mlp, "fully connected ReLU network"),
-}
+def _registry() -> dict[str, Architecture]:
+    from . import nets
+
+    return {
+        "mlp": Architecture(MLPParams, build_mlp, "fully connected ReLU network"),
+        "cnn1d": Architecture(
+            nets.Cnn1dParams, nets.build_cnn1d, "MNIST-1D paper's ConvBase (1-D CNN)"
+        ),
+        "resnet18": Architecture(
+            nets.ResNet18Params, nets.build_resnet18, "ResNet-18, CIFAR stem, SalUn's layout"
+        ),
+    }
+
+
+ARCHITECTURES: dict[str, Architecture] = _registry()
 
 
 def _check(arch: str, params: dict[str, Any]) -> tuple[Architecture, Any]:

@@ -1,8 +1,9 @@
 """The forget set: which training examples a scenario asks methods to forget.
 
 `random` draws a fixed fraction (or count) of the training set with a seed derived from
-the scenario's; `class` takes every training example of the listed classes. The split
-is a pure function of the scenario and the dataset, so it needs no cache of its own.
+the scenario's, or with the dataset protocol's own draw where it has one (SalUn's for
+CIFAR); `class` takes every training example of the listed classes. The split is a pure
+function of the scenario and the dataset, so it needs no cache of its own.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ def make_split(scenario: Scenario, data: Dataset) -> ForgetSplit:
         k = rule.count if rule.count is not None else int(round(rule.fraction * n))
         if not 0 < k < n:
             raise UsageError(f"forget set of {k} examples is impossible with {n} training examples")
-        rng = np.random.default_rng(derive_seed(scenario.seed, "forget-set"))
-        forget = np.sort(rng.permutation(n)[:k])
+        if data.draw_forget is not None:  # the dataset protocol's own draw (SalUn's)
+            forget = np.sort(data.draw_forget(n, k))
+        else:
+            rng = np.random.default_rng(derive_seed(scenario.seed, "forget-set"))
+            forget = np.sort(rng.permutation(n)[:k])
     else:
         bad = [c for c in rule.classes if not 0 <= c < data.num_classes]
         if bad:

@@ -1,9 +1,10 @@
 """Training and inference loops shared by prepare (original and gold models) and methods.
 
-Data stays in tensors on the device and is batched by index (no DataLoader): an MLP on
-digits trains 30 epochs in under a second on two CPU cores. `fit` follows a scenario's
-`[train]` recipe; `predict_logits` is the one batched inference pass per model that all
-metrics are computed from.
+Data stays in tensors on the device and is batched by index (no DataLoader), with
+augmentation on the device: an MLP on digits trains 30 epochs in under a second on two
+CPU cores. On CUDA, `fit` trains in mixed precision with channels_last (`accel.py`).
+`fit` follows a scenario's `[train]` recipe; `predict_logits` is the one batched
+inference pass per model that all metrics are computed from.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .accel import Accel
 
 if TYPE_CHECKING:
     from .scenario import TrainConfig
@@ -83,19 +86,35 @@ def fit(
     epochs: int | None = None,
     lr: float | None = None,
     budget: Budget | None = None,
+    accel: Accel | None = None,
 ) -> nn.Module:
-    """Train `model` on `data` with the recipe (epochs/lr overridable); stop early at budget."""
+    """Train `model` on `data` with the recipe (epochs/lr overridable); stop early at budget.
+
+    `accel` defaults to `Accel.auto`: mixed precision and channels_last on CUDA, plain
+    float32 on the CPU."""
     epochs = recipe.epochs if epochs is None else epochs
+    device = next(model.parameters()).device
+    accel = Accel.auto(device, model) if accel is None else accel
+    model = accel.prepare(model)
+    scaler = accel.scaler(device)
     optimizer = make_optimizer(recipe, model.parameters(), lr)
     steps = -(-len(data) // recipe.batch_size)
     schedule = _Schedule(recipe, optimizer, steps, epochs)
     model.train()
     for _ in range(epochs):
         for x, y in data.batches(recipe.batch_size, generator=generator, augment=True):
-            loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+            with accel.autocast(device):
+                logits = model(accel.inputs(x))
+            # The loss in float32: autocast's low-precision logits, exact log-softmax.
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             schedule.after_batch()
             if budget is not None and budget.expired:
                 return model.eval()
