@@ -28,11 +28,14 @@ EXPECTED = [  # (status, fragment of the error) for seeds 0, 1, ...
 ]
 
 
-def _workers_alive() -> list[int]:
+def _workers_alive(pid_file: str) -> list[int]:
+    """Workers and fork servers of this test's submission (they inherit its environment;
+    other mu-bench runs on the same machine carry the token too, but not this file)."""
     alive = []
     for proc in psutil.process_iter(["pid"]):
         try:
-            if TOKEN_VAR in proc.environ():
+            env = proc.environ()
+            if TOKEN_VAR in env and env.get("FAULT_PID_FILE") == pid_file:
                 alive.append(proc.pid)
         except (psutil.Error, OSError):
             continue
@@ -85,7 +88,7 @@ def test_no_process_is_left_behind(chaos):
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, f"detached grandchild {pid} still running"
         time.sleep(0.1)
-    assert _workers_alive() == []
+    assert _workers_alive(str(folder / "child.pid")) == []
 
 
 def test_worker_gets_only_its_declared_inputs(tmp_path):
