@@ -20,6 +20,9 @@ CE steps. SGD(momentum 0.9, weight decay 5e-4), batch 256, augmentation on. Defa
 the README's CIFAR-10 10% random setting: lr 5e-3, sparsity 0.97 (reset the top 3%),
 lambda 0.05, 10 epochs, one prune and one memory batch, projection on.
 
+No digits preset: those CIFAR-10 settings forget digit 3 on digits-class3 as they are
+(forget accuracy 0.0, retain accuracy 0.99).
+
 "The last layers" are `last_stages` top-level stages of any architecture
 (`mu_bench.layers`): 3 is exactly the original's `layer3`/`layer4`/`fc` on ResNet-18,
 and all three Linear layers of the digits MLP. Normalisation layers are never reset; the
