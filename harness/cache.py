@@ -1,10 +1,11 @@
 """A content-addressed cache of directories, safe against crashes and concurrent builders.
 
-An entry is `ROOT/<kind>/<key>/` holding its files and a `manifest.json` with every
-file's SHA-256. Entries are built in a temporary sibling and renamed into place only
-when complete, under a file lock, so a crash leaves no half entry that looks whole and
-two processes never build the same entry twice. Every load re-hashes the files: a
-corrupted or partial entry is removed and rebuilt, never used.
+An entry is `ROOT/<kind>/<key>/` holding its files (sub-folders too, named by their
+relative path) and a `manifest.json` with every file's SHA-256. Entries are built in a
+temporary sibling and renamed into place only when complete, under a file lock, so a
+crash leaves no half entry that looks whole and two processes never build the same
+entry twice. Every load re-hashes the files: a corrupted or partial entry is removed
+and rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -82,7 +83,9 @@ class Cache:
             try:
                 meta = build(tmp)
                 files = {
-                    p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.name != MANIFEST
+                    p.relative_to(tmp).as_posix(): sha256_file(p)
+                    for p in sorted(tmp.rglob("*"))
+                    if p.is_file() and p != tmp / MANIFEST
                 }
                 manifest = {"kind": kind, "key": key, "files": files, "meta": meta}
                 (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))

@@ -230,14 +230,43 @@ def prepare(
     ] = DEFAULT_SCENARIO,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
+    method: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--method", "-m", help="Also run this method's training stage (SISA)."),
+    ] = None,
+    seeds: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--seeds", "-n", help="Seeds of the training stage (default: submit's)."),
+    ] = None,
+    param: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--param", "-p", help="Hyperparameter name=value for --method."),
+    ] = None,
+    no_preset: Annotated[
+        bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train (or load from the cache) the original and gold models of a scenario."""
+    """Train (or load from the cache) the original and gold models of a scenario, and with
+    --method that method's training stage."""
     from .artifacts import prepare as do_prepare
     from .scenario import load
 
     _use_data_root(data_root)
     s = load(scenario)
+    sub = None
+    if method is not None:
+        from .method import has_training_stage, parse_params
+        from .submit import plan
+
+        sub = plan(method, scenario, seeds, None, parse_params(param or []), not no_preset)
+        if not has_training_stage(type(sub.method)):
+            raise UsageError(
+                f"method '{method}' has no training stage (it does not implement train()); "
+                "--method takes a method that does, such as sisa"
+            )
+    elif seeds is not None or param or no_preset:
+        raise UsageError("--seeds, --param and --no-preset go with --method")
 
     def on_model(m) -> None:
         how = "cached" if m.cache_hit else f"trained in {m.train_seconds:.2f} s"
@@ -259,10 +288,44 @@ def prepare(
         "original": ref["original"],
         "gold": ref["gold"],
     }
+    if sub is not None:
+        doc["method_training"] = _prepare_training(sub, art, device)
     if as_json:
         _emit_json(doc)
     else:
         out.print(doc)
+
+
+def _prepare_training(sub, art, device: str) -> list[dict]:
+    """Run (or load) each seed's training stage; one summary per seed."""
+    import shutil
+    import uuid
+
+    from . import method_training
+    from .device import resolve_device
+    from .paths import work_root
+
+    work = work_root() / f"prepare-{sub.entry.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        stages = method_training.train_seeds(
+            sub, art, resolve_device(device), range(sub.seeds), work, on_event=_say
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for seed, stage in stages.items():
+        if isinstance(stage, method_training.TrainedMethod):
+            rows.append(
+                {
+                    "seed": seed,
+                    "status": "ok",
+                    "cache_hit": stage.cache_hit,
+                    **method_training.trained_metrics(stage, art),
+                }
+            )
+        else:
+            rows.append({"seed": seed, "status": stage.status, "error": stage.error})
+    return rows
 
 
 @app.command()

@@ -21,6 +21,13 @@ Class-level declarations (not hyperparameters):
 - `output_spec(spec)`: the architecture the method returns, when it is not the
   scenario's (an ensemble, say). The harness rebuilds that architecture from the spec
   and loads the returned weights into it; anything else is an `invalid` result.
+
+Optional training stage (methods that change training itself, SISA): `train(task:
+TrainTask) -> nn.Module` runs once per (training set, method, training fields, seed)
+in a worker at prepare time and is cached (`method_training.py`); `unlearn` then starts
+from the model it returned. `train_fields` names the fields that change what `train`
+does (None: all of them), so changing another field reuses the cached stage;
+`train_version` is bumped when the training code changes.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .models import ModelSpec
-    from .task import UnlearnTask
+    from .task import TrainTask, UnlearnTask
 
 Reads = Literal["none", "forget", "retain", "both"]
 Scope = Literal["any", "class"]
@@ -51,9 +58,15 @@ class Method(BaseModel):
     # Defaults tuned for a dataset, applied over the field defaults (the papers' values)
     # when a scenario uses that dataset: {"digits": {"lr": 0.01}}. `--param` wins over both.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    train_fields: ClassVar[tuple[str, ...] | None] = None
+    train_version: ClassVar[str] = "1"
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement unlearn(task)")
+
+    def train(self, task: TrainTask) -> nn.Module:
+        """Optional training stage; a method without one leaves this as it is."""
+        raise NotImplementedError(f"{type(self).__name__} has no training stage")
 
     def output_spec(self, spec: ModelSpec) -> ModelSpec:
         return spec
@@ -70,6 +83,11 @@ class Method(BaseModel):
             kind = getattr(f.annotation, "__name__", str(f.annotation))
             parts.append(f"{name}: {kind} = {f.default!r}")
         return ", ".join(parts) or "(none)"
+
+
+def has_training_stage(cls: type[Method]) -> bool:
+    """True when the method overrides `Method.train`."""
+    return getattr(cls, "train", Method.train) is not Method.train
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:

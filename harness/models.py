@@ -75,7 +75,7 @@ class Architecture:
 
 
 def _registry() -> dict[str, Architecture]:
-    from . import nets
+    from . import ensemble, nets
 
     return {
         "mlp": Architecture(MLPParams, build_mlp, "fully connected ReLU network"),
@@ -84,6 +84,9 @@ def _registry() -> dict[str, Architecture]:
         ),
         "resnet18": Architecture(
             nets.ResNet18Params, nets.build_resnet18, "ResNet-18, CIFAR stem, SalUn's layout"
+        ),
+        "ensemble": Architecture(
+            ensemble.EnsembleParams, ensemble.build_ensemble, "members of one arch, aggregated"
         ),
     }
 

@@ -1,4 +1,5 @@
-"""The torch modules behind `cnn1d` and `resnet18` (see `nets.py` for their sources).
+"""The torch modules behind `cnn1d`, `resnet18` (see `nets.py` for their sources) and
+`ensemble` (see `ensemble.py` for what its aggregations output).
 
 Imported only when a model is built, so that loading a scenario never imports torch;
 torchvision (about 2 s to import) only when a ResNet is built.
@@ -6,7 +7,10 @@ torchvision (about 2 s to import) only when a ResNet is built.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -89,3 +93,26 @@ class ResNet18(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(self.normalize(x)))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class Ensemble(nn.Module):
+    """Members in an `nn.ModuleList` (`members.0. ...`) and their aggregation."""
+
+    def __init__(self, members: list[nn.Module], num_classes: int, aggregation: str):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.num_classes = num_classes
+        self.aggregation = aggregation
+        self.register_buffer("member_weights", torch.ones(len(members)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        active = [i for i, w in enumerate(self.member_weights.tolist()) if w > 0]
+        if not active:
+            return x.new_zeros((x.shape[0], self.num_classes), dtype=torch.float32)
+        logits = torch.stack([self.members[i](x).float() for i in active])  # (S, n, C)
+        w = self.member_weights[active].float()
+        if self.aggregation == "vote":
+            votes = F.one_hot(logits.argmax(-1), self.num_classes).float()
+            return torch.einsum("s,snc->nc", w, votes)
+        log_p = logits.log_softmax(-1) + w.log()[:, None, None]
+        return torch.logsumexp(log_p, 0) - math.log(float(w.sum()))

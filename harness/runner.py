@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class SeedOutcome:
     traceback: str | None = None
     stderr_tail: str = ""
     leftovers_killed: int = 0
+    reported: dict[str, float] = field(default_factory=dict)  # task.report_metric values
 
     @property
     def weights(self) -> Path:
@@ -131,6 +133,7 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
             unlearn_seconds=seconds,
             error=result.get("error"),
             traceback=result.get("traceback"),
+            reported=_reported(result),
             **common,
         )
     if killed_for == "budget":
@@ -151,6 +154,18 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
     else:
         reason = f"worker exited with code {code} without a result"
     return SeedOutcome(status="crashed", error=reason, **common)
+
+
+def _reported(result: dict[str, Any]) -> dict[str, float]:
+    """The method's reported numbers, keeping only finite ones (the worker checked them)."""
+    metrics = result.get("metrics")
+    if not isinstance(metrics, dict):
+        return {}
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(k, str) and isinstance(v, int | float) and math.isfinite(v):
+            out[k] = float(v)
+    return out
 
 
 def _read_result(seed_dir: Path) -> dict[str, Any] | None:

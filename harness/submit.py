@@ -3,7 +3,8 @@
 Every input is validated before any compute (scenario, method, hyperparameters,
 budget, tracking URI); then the scenario is prepared (cached), each seed runs in its
 own worker, the returned weights are validated and scored, and the report is recorded.
-A failing seed never stops the others.
+A failing seed never stops the others. A method with a training stage (`Method.train`)
+is first trained, or loaded from the cache, once per seed (`method_training.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from . import __version__, registry
 from .errors import UsageError
-from .method import Method, instantiate
+from .method import Method, has_training_stage, instantiate
 from .paths import work_root
 from .report import Report, SeedResult
 from .scenario import Scenario, load
@@ -148,6 +149,13 @@ def worker_task(sub: Submission, art, inputs: dict, seed: int, budget: float, de
     }
 
 
+def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Every seed's metrics with the same keys (NaN where a method reported a number on
+    some seeds only), so that `aggregate` averages each over the seeds that have it."""
+    names = list(dict.fromkeys(k for m in per_seed for k in m))
+    return [{k: m.get(k, float("nan")) for k in names} for m in per_seed]
+
+
 def run(
     sub: Submission,
     device: str = "auto",
@@ -160,6 +168,7 @@ def run(
     """Run a validated submission; returns the report and the per-seed model outputs."""
     import torch
 
+    from . import method_training
     from .artifacts import prepare
     from .device import resolve_device
     from .evaluation import aggregate, infer, load_weights, model_metrics, reference
@@ -182,10 +191,28 @@ def run(
     try:
         inputs = write_inputs(sub, art, work / "inputs")
         limits = Limits(budget=budget, grace=grace, startup=startup)
+        trained: dict = {}
+        if has_training_stage(type(sub.method)):
+            clock = time.perf_counter()
+            trained = method_training.train_seeds(
+                sub, art, device, range(sub.seeds), work, on_event=on_event, grace=grace
+            )
+            index = method_training.write_index(art, work / "inputs")
+            timings["train_stage_seconds"] = time.perf_counter() - clock
         results, outputs = [], {}
         for seed in range(sub.seeds):
             task = worker_task(sub, art, inputs, seed, budget, device)
-            outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
+            stage = trained.get(seed)
+            extra: dict[str, float] = {}
+            if stage is None:
+                outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
+            elif isinstance(stage, method_training.TrainedMethod):
+                folder = work / "inputs" / f"seed-{seed}"
+                method_training.add_to_task(task, stage, out_spec, index, folder)
+                extra = method_training.trained_metrics(stage, art)
+                outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
+            else:  # the training stage failed: that is this seed's outcome
+                outcome = stage
             metrics: dict[str, float] = {}
             if outcome.startup_seconds is not None:
                 startups.append(outcome.startup_seconds)
@@ -197,6 +224,8 @@ def run(
                 else:
                     outputs[seed] = infer(model, art)
                     metrics = model_metrics(outputs[seed], art)
+                    metrics.update(extra)
+                    metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
             timings["evaluate_seconds"] += time.perf_counter() - clock
             error = outcome.error
             if (
@@ -231,7 +260,7 @@ def run(
     ref = reference(art)
     ok = [r for r in results if r.status == "ok"]
     metrics = aggregate(
-        [r.metrics for r in ok],
+        _same_keys([r.metrics for r in ok]),
         [r.unlearn_seconds for r in ok if r.unlearn_seconds is not None],
         ref["gold"],
         art.retrain_seconds,

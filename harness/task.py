@@ -1,17 +1,27 @@
-"""What a method may see: `UnlearnTask`, its data `Split`s and its `Budget`.
+"""What a method may see: `UnlearnTask`, its data `Split`s and its `Budget`, and, for a
+method with a training stage (SISA), `TrainTask`.
 
 A task holds a private copy of the original model on the method's device, the forget
 set and/or the retain set (only those the method declares it reads), the number of
 classes, the seed, the device, the scenario's training recipe and the time budget.
 It never holds the test set, the gold models or the leaderboard store: the worker
 process that builds it is never given them.
+
+A method that implements `train(task)` gets a `TrainTask` once per seed at prepare time
+(the whole training set, in its original order, and a folder for its own state), and
+its `UnlearnTask` then starts from the model `train` returned, with that folder and the
+training-set positions of the forget and retain rows. `report_metric` records a number
+(SISA: the shards it retrained) on the seed's result, as `method.<name>`.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -100,6 +110,14 @@ class UnlearnTask:
     method_name: str = "method"
     forget_set: Split | None = None
     retain_set: Split | None = None
+    # Set only for a method with a training stage (`Method.train`): a private copy of the
+    # state folder its `train` wrote for this seed, and the training-set positions of
+    # the forget and retain rows (`forget_index[i]` is where `forget` row i sat in the
+    # training set `train` saw).
+    trained_dir: Path | None = None
+    forget_index: torch.Tensor | None = None
+    retain_index: torch.Tensor | None = None
+    reported: dict[str, float] = field(default_factory=dict)
 
     @property
     def forget(self) -> Split:
@@ -119,9 +137,50 @@ class UnlearnTask:
 
     def fresh_model(self, seed: int | None = None) -> nn.Module:
         """A newly initialised model of the scenario's architecture, on the task's device."""
-        import torch
+        return _fresh_model(self.model_spec, self.device, self.rng_seed if seed is None else seed)
 
-        from .models import build_model
+    def report_metric(self, name: str, value: float) -> None:
+        """Record a number on this seed's result (logged as `method.<name>`, averaged over
+        seeds on the leaderboard). Names: lower case, digits and underscores."""
+        if not _METRIC_NAME.fullmatch(name):
+            raise ValueError(f"metric name '{name}' must match {_METRIC_NAME.pattern}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"metric '{name}' is {value}, not a finite number")
+        self.reported[name] = value
 
-        torch.manual_seed(self.rng_seed if seed is None else seed)
-        return build_model(self.model_spec).to(self.device)
+
+_METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _fresh_model(spec: ModelSpec, device: torch.device, seed: int) -> nn.Module:
+    import torch
+
+    from .models import build_model
+
+    torch.manual_seed(seed)
+    return build_model(spec).to(device)
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    """What a method's training stage sees: the whole training set (row i is training-set
+    position i), never the test set; `state_dir` keeps whatever `unlearn` needs later.
+
+    `budget` is the harness's limit on the whole stage, not the submission's budget."""
+
+    train_set: Split
+    num_classes: int
+    seed: int
+    rng_seed: int
+    device: torch.device
+    budget: Budget
+    recipe: TrainConfig
+    model_spec: ModelSpec
+    generator: torch.Generator
+    state_dir: Path
+    method_name: str = "method"
+
+    def fresh_model(self, seed: int | None = None) -> nn.Module:
+        """A newly initialised model of the scenario's architecture, on the task's device."""
+        return _fresh_model(self.model_spec, self.device, self.rng_seed if seed is None else seed)

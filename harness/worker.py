@@ -9,6 +9,14 @@ that call only, not interpreter start-up), then writes the returned weights to
 `unlearned.pt` and `result.json` last. Every exception, `SystemExit` included, becomes
 an `error` result with its traceback; anything that kills the process leaves no
 result, which the runner reports as `crashed`.
+
+A task with `"stage": "train"` runs the method's training stage instead: it gets the
+whole training set (`inputs.train`) and an empty `SEED_DIR/state/` folder, calls
+`train()` under the same rules and writes the returned weights to `trained.pt`. For a
+method with a training stage, `unlearn()` starts from `start_spec` (the architecture
+`train` returned) and sees `inputs.trained_dir` and `inputs.index` (training-set
+positions of the forget and retain rows). Numbers a method reports with
+`task.report_metric` go into `result.json` under `metrics`.
 """
 
 from __future__ import annotations
@@ -44,6 +52,12 @@ def _load_split(path: str | None, augment: str, device):
     return Split(data["x"], data["y"], augment).to(device)
 
 
+def _load_method(spec: dict):
+    module_name, _, attr = spec["method"]["value"].partition(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    return cls.model_validate(spec["params"])
+
+
 def run(seed_dir: Path) -> dict:
     from torch import nn
 
@@ -55,14 +69,14 @@ def run(seed_dir: Path) -> dict:
     from .training import warm_up
 
     spec = json.loads((seed_dir / "task.json").read_text())
-    module_name, _, attr = spec["method"]["value"].partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    method = cls.model_validate(spec["params"])
+    if spec.get("stage") == "train":
+        return run_train(seed_dir, spec)
+    method = _load_method(spec)
     device = torch.device(spec["device"])
     recipe = TrainConfig.model_validate(spec["recipe"])
     model_spec = ModelSpec.from_dict(spec["model_spec"])
 
-    model = build_model(model_spec)
+    model = build_model(ModelSpec.from_dict(spec.get("start_spec") or spec["model_spec"]))
     model.load_state_dict(torch.load(spec["inputs"]["model"], weights_only=True))
     model.to(device).eval()
     rng_seed = int(spec["rng_seed"])
@@ -81,6 +95,13 @@ def run(seed_dir: Path) -> dict:
         forget_set=_load_split(spec["inputs"].get("forget"), recipe.augment, device),
         retain_set=_load_split(spec["inputs"].get("retain"), recipe.augment, device),
     )
+    if spec["inputs"].get("index"):
+        index = torch.load(spec["inputs"]["index"], weights_only=True)
+        task_kwargs.update(
+            trained_dir=Path(spec["inputs"]["trained_dir"]),
+            forget_index=index["forget"],
+            retain_index=index["retain"],
+        )
 
     warm_up()
     (seed_dir / "started").write_text(str(time.time()))
@@ -100,6 +121,57 @@ def run(seed_dir: Path) -> dict:
         }
     state = {k: v.detach().to("cpu").clone() for k, v in result_model.state_dict().items()}
     torch.save(state, seed_dir / "unlearned.pt")
+    return {"status": "ok", "unlearn_seconds": seconds, "metrics": dict(task.reported)}
+
+
+def run_train(seed_dir: Path, spec: dict) -> dict:
+    """The training stage: `method.train(TrainTask)`, timed like `unlearn()`."""
+    from torch import nn
+
+    from .device import synchronize
+    from .models import ModelSpec
+    from .scenario import TrainConfig
+    from .seeding import seed_everything
+    from .task import Budget, TrainTask
+    from .training import warm_up
+
+    method = _load_method(spec)
+    device = torch.device(spec["device"])
+    recipe = TrainConfig.model_validate(spec["recipe"])
+    rng_seed = int(spec["rng_seed"])
+    state_dir = seed_dir / "state"
+    state_dir.mkdir(exist_ok=True)
+    train_set = _load_split(spec["inputs"]["train"], recipe.augment, device)
+    seed_everything(rng_seed)
+    warm_up()
+    (seed_dir / "started").write_text(str(time.time()))
+    task = TrainTask(
+        train_set=train_set,
+        num_classes=int(spec["num_classes"]),
+        seed=int(spec["seed"]),
+        rng_seed=rng_seed,
+        device=device,
+        budget=Budget(float(spec["budget_seconds"])),
+        recipe=recipe,
+        model_spec=ModelSpec.from_dict(spec["model_spec"]),
+        generator=torch.Generator().manual_seed(rng_seed),
+        state_dir=state_dir,
+        method_name=spec["method"]["name"],
+    )
+    synchronize(spec["device"])
+    start = time.perf_counter()
+    trained = method.train(task)
+    synchronize(spec["device"])
+    seconds = time.perf_counter() - start
+    if not isinstance(trained, nn.Module):
+        return {
+            "status": "invalid",
+            "unlearn_seconds": seconds,
+            "error": f"train() returned {type(trained).__name__}, not a torch.nn.Module",
+        }
+    state = {k: v.detach().to("cpu").clone() for k, v in trained.state_dict().items()}
+    torch.save(state, seed_dir / "trained.pt")
+    # `unlearn_seconds` is the runner's name for the timed call, whichever stage it is.
     return {"status": "ok", "unlearn_seconds": seconds}
 
 

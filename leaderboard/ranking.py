@@ -31,6 +31,22 @@ METRICS = (
     "speedup",
 )
 RANK_BY = ("avg_gap", True)  # (metric, ascending)
+# Columns only when some submission has them: a training stage's cost and the test
+# accuracy its trained model loses against the original (SISA: to sharding), then the
+# numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
+EXTRA_METRICS = ("train_seconds", "trained_acc_drop")
+METHOD_PREFIX = "method."
+
+
+def extra_metrics(runs: pd.DataFrame) -> list[str]:
+    """The optional metrics present in `runs` (a `load` result), in display order."""
+    found = [m for m in EXTRA_METRICS if f"metrics.{m}" in runs]
+    reported = [
+        c.removeprefix("metrics.")
+        for c in runs.columns
+        if c.startswith(f"metrics.{METHOD_PREFIX}") and not c.endswith("_std")
+    ]
+    return found + sorted(reported)
 
 
 def scenarios(uri: str) -> list[str]:
@@ -57,7 +73,7 @@ def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=["rank", *COLUMNS, *METRICS, "run_id"])
     df = pd.DataFrame({name: runs.get(col) for name, col in COLUMNS.items()})
-    for m in METRICS:
+    for m in (*METRICS, *extra_metrics(runs)):
         df[m] = runs.get(f"metrics.{m}")
         if f"metrics.{m}_std" in runs:
             df[f"{m}_std"] = runs[f"metrics.{m}_std"]

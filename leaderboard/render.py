@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from .ranking import METRICS
+from .ranking import EXTRA_METRICS, METHOD_PREFIX, METRICS
 
 _SHOWN = {
     "avg_gap": "avg gap",
@@ -19,6 +19,19 @@ _SHOWN = {
     "unlearn_seconds": "unlearn s",
     "speedup": "speed-up",
 }
+_EXTRA_SHOWN = {"train_seconds": "train s", "trained_acc_drop": "acc lost (train)"}
+
+
+def _extra_label(metric: str) -> str:
+    return _EXTRA_SHOWN.get(metric) or metric.removeprefix(METHOD_PREFIX).replace("_", " ")
+
+
+def _is_extra(column: str) -> bool:
+    return column in EXTRA_METRICS or column.startswith(METHOD_PREFIX)
+
+
+def _digits(metric: str) -> int:
+    return 2 if metric in ("unlearn_seconds", "speedup", "train_seconds") else 3
 
 
 def fmt(value: Any, std: Any = None, digits: int = 3) -> str:
@@ -33,6 +46,9 @@ def fmt(value: Any, std: Any = None, digits: int = 3) -> str:
 
 
 def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
+    extras = [
+        c for c in df.columns if _is_extra(c) and not c.endswith("_std") and df[c].notna().any()
+    ]
     rows = []
     for _, r in df.iterrows():
         status = r["status"] + ("" if r.get("in_scope", "true") != "false" else ", out of scope")
@@ -43,9 +59,9 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "seeds": r["seeds"],
         }
         for m, label in _SHOWN.items():
-            row[label] = fmt(
-                r.get(m), r.get(f"{m}_std"), 2 if m in ("unlearn_seconds", "speedup") else 3
-            )
+            row[label] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m))
+        for m in extras:
+            row[_extra_label(m)] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m))
         rows.append(row)
     return rows
 
@@ -65,7 +81,11 @@ def markdown(rows: list[dict[str, str]]) -> str:
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     cols = ["rank", "method", "status", "seeds", "in_scope", "version", "params", "run_id"]
-    cols += [c for c in df.columns if c in METRICS or c.removesuffix("_std") in METRICS]
+    cols += [
+        c
+        for c in df.columns
+        if c in METRICS or c.removesuffix("_std") in METRICS or _is_extra(c.removesuffix("_std"))
+    ]
     out = df[cols].astype(object).where(df[cols].notna(), None)
     return out.to_dict(orient="records")
 
@@ -95,6 +115,19 @@ def report_table(report):
     for name in ("avg_gap", "unlearn_seconds", "retrain_seconds", "speedup"):
         if name in m:
             table.add_row(name, fmt(m[name], digits=3 if name == "avg_gap" else 2), "", "")
+    # A training stage (SISA): its cost, the trained model beside the original, and what
+    # the method reported.
+    if "trained_test_acc" in m:
+        table.add_row("train_seconds", fmt(m["train_seconds"], m.get("train_seconds_std"), 2))
+        table.add_row(
+            "trained_test_acc",
+            fmt(m["trained_test_acc"], m.get("trained_test_acc_std")),
+            "",
+            fmt(original.get("test_acc")),
+        )
+        table.add_row("trained_acc_drop", fmt(m["trained_acc_drop"], m.get("trained_acc_drop_std")))
+    for name in sorted(k for k in m if k.startswith(METHOD_PREFIX) and not k.endswith("_std")):
+        table.add_row(name, fmt(m[name], m.get(f"{name}_std"), 2))
     parts = [table]
     failed = [s for s in report.seeds if s.status != "ok"]
     if failed:
