@@ -100,6 +100,7 @@ class UnlearnTask:
     method_name: str = "method"
     forget_set: Split | None = None
     retain_set: Split | None = None
+    initial_seed: int | None = None  # the seed the original model was initialised with
 
     @property
     def forget(self) -> Split:
@@ -125,3 +126,17 @@ class UnlearnTask:
 
         torch.manual_seed(self.rng_seed if seed is None else seed)
         return build_model(self.model_spec).to(self.device)
+
+    def initial_model(self) -> nn.Module:
+        """The original model's initial weights, before it was trained (EU-k resets layers
+        to them), on the task's device. Leaves the global RNG state as it was."""
+        import torch
+
+        from .models import build_model
+
+        if self.initial_seed is None:
+            raise RuntimeError("this task does not know the original model's initial seed")
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(self.initial_seed)
+            return build_model(self.model_spec).to(self.device)
