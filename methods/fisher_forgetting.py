@@ -19,7 +19,8 @@ Algorithm, model in eval mode, no augmentation:
 Defaults: alpha 1e-6 (Golatkar et al.; the SCRUB notebooks use 1e-6 and 1e-7).
 
 Deviations: per-sample gradients are computed in chunks with `torch.func` (the same
-values as the original batch-size-1 loop, much faster); noise comes from the task's
+values as the original batch-size-1 loop, 2.4x faster on the digits MLP and 11x on
+MNIST-1D's ConvBase here: `benchmarks/per_sample_grads.py`); noise comes from the task's
 seeded generator; the last layer is found, as in the original, by a first dimension
 equal to the number of classes (so a hidden layer that wide would be treated alike).
 When the budget expires during step 1 the Fisher is averaged over the samples seen so
