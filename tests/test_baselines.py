@@ -43,8 +43,13 @@ TEST_DROP = 0.05
 
 
 @pytest.fixture(scope="module")
-def class3():
-    return {m: run(plan(m, "digits-class3", seeds=2), "cpu")[0] for m in BASELINES}
+def class3(shared_cache, tmp_path_factory):
+    # A module fixture runs before the per-test `home` fixture: point it at the session's
+    # cache itself, so the scenario is prepared once for the whole module.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MU_BENCH_HOME", str(tmp_path_factory.mktemp("baselines")))
+        env.setenv("MU_BENCH_CACHE", str(shared_cache))
+        return {m: run(plan(m, "digits-class3", seeds=2), "cpu")[0] for m in BASELINES}
 
 
 @pytest.mark.parametrize("method", BASELINES)
