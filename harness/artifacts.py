@@ -96,6 +96,12 @@ class Artifacts:
         )
 
 
+def init_seed(scenario: Scenario, role: str, index: int) -> int:
+    """The seed a model of `role` ("original" or "gold") number `index` is initialised and
+    shuffled with: `torch.manual_seed(seed)` before `build_model` gives its initial weights."""
+    return derive_seed(scenario.seed, role, index)
+
+
 def _key(
     scenario: Scenario, role: str, index: int, data_fingerprint: str = "", device: str = "cpu"
 ) -> str:
@@ -173,7 +179,7 @@ def prepare(
     )
 
     def one(role: str, index: int, train_set: Split) -> TrainedModel:
-        seed = derive_seed(scenario.seed, role, index)
+        seed = init_seed(scenario, role, index)
         entry = cache.get_or_build(
             "models",
             _key(scenario, role, index, data.fingerprint, device),

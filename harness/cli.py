@@ -393,8 +393,7 @@ def leaderboard(
         frames = [t.assign(scenario=n) for n, t in tables.items()]
         sys.stdout.write(pd.concat(frames).to_csv(index=False) if frames else "")
     elif as_markdown:
-        for n, t in tables.items():
-            sys.stdout.write(f"### {n}\n\n{render.markdown(render.leaderboard_rows(t))}\n\n")
+        sys.stdout.write(render.markdown_boards(tables))
     else:
         if not tables:
             _say(f"no submissions yet in {uri}; try `mu-bench submit finetune`")

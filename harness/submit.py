@@ -131,6 +131,7 @@ def write_inputs(sub: Submission, art, folder: Path) -> dict[str, str | None]:
 
 
 def worker_task(sub: Submission, art, inputs: dict, seed: int, budget: float, device: str) -> dict:
+    from .artifacts import init_seed
     from .seeding import derive_seed
 
     forget = sub.scenario.forget
@@ -145,6 +146,7 @@ def worker_task(sub: Submission, art, inputs: dict, seed: int, budget: float, de
         "model_spec": art.spec.to_dict(),
         "recipe": sub.scenario.train.model_dump(mode="json"),
         "forget_classes": list(forget.classes) if forget.rule == "class" else None,
+        "initial_seed": init_seed(sub.scenario, "original", 0),  # for task.initial_model()
         "inputs": inputs,
     }
 

@@ -110,6 +110,7 @@ class UnlearnTask:
     method_name: str = "method"
     forget_set: Split | None = None
     retain_set: Split | None = None
+    initial_seed: int | None = None  # the seed the original model was initialised with
     # Set only for a method with a training stage (`Method.train`): a private copy of the
     # state folder its `train` wrote for this seed, and the training-set positions of
     # the forget and retain rows (`forget_index[i]` is where `forget` row i sat in the
@@ -148,6 +149,17 @@ class UnlearnTask:
         if not math.isfinite(value):
             raise ValueError(f"metric '{name}' is {value}, not a finite number")
         self.reported[name] = value
+
+    def initial_model(self) -> nn.Module:
+        """The original model's initial weights, before it was trained (EU-k resets layers
+        to them), on the task's device. Leaves the global RNG state as it was."""
+        import torch
+
+        if self.initial_seed is None:
+            raise RuntimeError("this task does not know the original model's initial seed")
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            return _fresh_model(self.model_spec, self.device, self.initial_seed)
 
 
 _METRIC_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")

@@ -92,6 +92,7 @@ def run(seed_dir: Path) -> dict:
         generator=torch.Generator().manual_seed(rng_seed),
         forget_classes=tuple(spec["forget_classes"]) if spec["forget_classes"] else None,
         method_name=spec["method"]["name"],
+        initial_seed=spec.get("initial_seed"),
         forget_set=_load_split(spec["inputs"].get("forget"), recipe.augment, device),
         retain_set=_load_split(spec["inputs"].get("retain"), recipe.augment, device),
     )

@@ -79,6 +79,11 @@ def markdown(rows: list[dict[str, str]]) -> str:
     return pd.DataFrame(rows).to_markdown(index=False) if rows else "(no submissions)"
 
 
+def markdown_boards(tables: dict[str, pd.DataFrame]) -> str:
+    """A `### scenario` heading and a Markdown table per scenario (`--markdown`)."""
+    return "".join(f"### {n}\n\n{markdown(leaderboard_rows(t))}\n\n" for n, t in tables.items())
+
+
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     cols = ["rank", "method", "status", "seeds", "in_scope", "version", "params", "run_id"]
     cols += [
