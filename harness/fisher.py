@@ -27,10 +27,11 @@ def diagonal_fisher(
     *,
     memory_bytes: int | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, torch.Tensor] | None:
+) -> dict[str, torch.Tensor]:
     """The true Fisher's diagonal at the model's current weights, one tensor per named
-    parameter, averaged over the rows of `x`; None if `should_stop()` said so between
-    chunks. The model is put in eval mode (BatchNorm uses its running statistics)."""
+    parameter, averaged over the rows of `x`. `should_stop()` is asked after each chunk:
+    once it says so, the average is over the rows done so far (at least one chunk). The
+    model is put in eval mode (BatchNorm uses its running statistics)."""
     model.eval()
     params = {k: p.detach() for k, p in model.named_parameters() if p.requires_grad}
     buffers = {k: b.detach() for k, b in model.named_buffers()}
@@ -46,15 +47,17 @@ def diagonal_fisher(
         classes = model(x[:1]).shape[-1]
     n_params = sum(p.numel() for p in params.values())
     if memory_bytes is None:
-        memory_bytes = 2**31 if x.is_cuda else 2**26
+        memory_bytes = 2**31 if x.is_cuda else 2**24
     chunk = max(1, memory_bytes // (4 * classes * n_params))
+    seen = 0
     for start in range(0, len(x), chunk):
-        if should_stop():
-            return None
         xb = x[start : start + chunk]
+        seen += len(xb)
         jac = per_example(params, xb)
         with torch.no_grad():
             probs = functional_call(model, (params, buffers), (xb,)).softmax(-1)  # (b, classes)
             for k, j in jac.items():
                 fisher[k] += torch.einsum("bc,bc...->...", probs, j.square())
-    return {k: f / len(x) for k, f in fisher.items()}
+        if should_stop():
+            break
+    return {k: f / seen for k, f in fisher.items()}

@@ -1,16 +1,18 @@
-"""Gradients for the second-order baselines (influence unlearning, Fisher forgetting).
+"""Gradients for methods that work on flat gradient vectors (influence unlearning,
+Scissorhands' projection). The Fisher diagonal is `mu_bench.fisher`.
 
 Per-sample gradients come from `torch.func`: `vmap` over `grad` of a `functional_call`
 of the model, which computes a whole chunk of samples in one batched pass instead of
 one backward pass per sample, as the original batch-size-1 loops do, with the same
 result (`benchmarks/per_sample_grads.py` measures both). The model must be in eval mode
 (BatchNorm on running statistics, as in the originals). `chunk_size` keeps a chunk's
-gradients within 16 MiB on a CPU (small chunks ran faster there: 1.8x for the digits
-MLP's Fisher in chunks of 49 against 512, `benchmarks/per_sample_grads.py`) and 1 GiB on
-a GPU.
+gradients within 16 MiB on a CPU (small chunks ran faster there, as for the Fisher in
+`mu_bench.fisher`) and 1 GiB on a GPU.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -52,23 +54,9 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torc
     return torch.cat([g[k].reshape(len(x), -1) for k in params], dim=1)
 
 
-def fisher_diag_sum(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(P,): sum over the samples x of sum over classes c of p(c|x) * grad CE(x, c)^2,
-    one class at a time (one batch of per-sample gradients in memory)."""
-    with torch.no_grad():
-        probs = torch.softmax(model(x), dim=-1)
-    total = torch.zeros(n_params(model), device=x.device)
-    for c in range(probs.shape[1]):
-        label = torch.full((len(x),), c, dtype=torch.long, device=x.device)
-        total.addmv_(per_sample_grads(model, x, label).square_().T, probs[:, c])
-    return total
 
-
-def flat_grad(model: nn.Module) -> torch.Tensor:
-    """The `.grad` of every parameter, flattened in `model.parameters()` order."""
+def flat_grad(params: Iterable[nn.Parameter]) -> torch.Tensor:
+    """The `.grad` of each parameter (zeros where there is none), flattened in order."""
     return torch.cat(
-        [
-            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-            for p in model.parameters()
-        ]
+        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params]
     )

@@ -18,9 +18,9 @@ Algorithm, model in eval mode, no augmentation:
 
 Defaults: alpha 1e-6 (Golatkar et al.; the SCRUB notebooks use 1e-6 and 1e-7).
 
-Deviations: per-sample gradients are computed in chunks with `torch.func` (the same
-values as the original batch-size-1 loop, 2.4x faster on the digits MLP and 11x on
-MNIST-1D's ConvBase here: `benchmarks/per_sample_grads.py`); noise comes from the task's
+Deviations: the Fisher is `mu_bench.fisher.diagonal_fisher` (the same values as the
+original batch-size-1 loop from `torch.func` in chunks, 1.5x faster on the digits MLP:
+`benchmarks/fisher.py`; PBU uses the same function); noise comes from the task's
 seeded generator; the last layer is found, as in the original, by a first dimension
 equal to the number of classes (so a hidden layer that wide would be treated alike).
 When the budget expires during step 1 the Fisher is averaged over the samples seen so
@@ -37,23 +37,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from mu_bench.fisher import diagonal_fisher
 from mu_bench.method import Method, Reads
 from mu_bench.task import UnlearnTask
-
-from ._grads import chunk_size, fisher_diag_sum
-
-
-def expected_fisher(model: nn.Module, task: UnlearnTask) -> torch.Tensor:
-    """Flat diagonal expected Fisher of the retain set, averaged over the samples seen
-    before the budget expired."""
-    fisher, seen = None, 0
-    for x, _ in task.retain.batches(chunk_size(model), shuffle=False):
-        part = fisher_diag_sum(model, x)
-        fisher = part if fisher is None else fisher + part
-        seen += len(x)
-        if task.budget.expired:
-            break
-    return fisher / seen
 
 
 class FisherForgetting(Method):
@@ -69,14 +55,12 @@ class FisherForgetting(Method):
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         model = task.model.eval()
-        fisher = expected_fisher(model, task)
+        fisher = diagonal_fisher(model, task.retain.x, should_stop=lambda: task.budget.expired)
         classes = list(task.forget_classes or ())
         n_cls = task.num_classes
-        start = 0
         with torch.no_grad():
-            for p in model.parameters():
-                f = fisher[start : start + p.numel()].view_as(p)
-                start += p.numel()
+            for name, p in model.named_parameters():
+                f = fisher[name]
                 last = p.shape[0] == n_cls
                 var = (1.0 / (f + 1e-8)).clamp(max=1e2 if last else 1e3)
                 var = self.alpha * var

@@ -53,7 +53,7 @@ def summed_grad(model: nn.Module, split: Split, task: UnlearnTask, batch_size: i
     for x, y in split.batches(batch_size, shuffle=False, generator=task.generator, augment=True):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y, reduction="sum").backward()
-        g = flat_grad(model)
+        g = flat_grad(model.parameters())
         total = g if total is None else total + g
         seen += len(y)
         if task.budget.expired:

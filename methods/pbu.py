@@ -82,7 +82,7 @@ class PBU(Method):
         model = task.model
         forget = task.forget
         fisher = diagonal_fisher(model, forget.x, should_stop=lambda: task.budget.expired)
-        if fisher is None:
+        if task.budget.expired:
             return model.eval()
         params = dict(model.named_parameters())
         theta0 = {k: p.detach().clone() for k, p in params.items()}

@@ -62,6 +62,8 @@ from mu_bench.layers import last_stages, stage_parameters
 from mu_bench.method import Method, Reads
 from mu_bench.task import UnlearnTask
 
+from ._grads import flat_grad
+
 MARGIN = 0.5  # project2cone2's defaults
 EPS = 1e-3
 
@@ -146,12 +148,6 @@ def project_one_memory(
     return g + v * g_o
 
 
-def _flat_grad(params: list[nn.Parameter]) -> torch.Tensor:
-    return torch.cat(
-        [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
-    )
-
-
 def _write_grad(params: list[nn.Parameter], flat: torch.Tensor) -> None:
     start = 0
     for p in params:
@@ -207,7 +203,7 @@ class Scissorhands(Method):
                     loss = loss - self.lam * F.cross_entropy(model(pair[0]), pair[1])
                 loss.backward()
                 if pair is not None and g_o is not None:
-                    _write_grad(projected, project_one_memory(_flat_grad(projected), g_o))
+                    _write_grad(projected, project_one_memory(flat_grad(projected), g_o))
                 opt.step()
                 if task.budget.expired:
                     return model.eval()
@@ -221,4 +217,4 @@ class Scissorhands(Method):
         params = list(stage_parameters(proxy, stages).values())
         for x, y in self._forget_batches(task, self.memory_batches):
             (-F.cross_entropy(proxy(x), y)).backward()
-        return _flat_grad(params).detach()
+        return flat_grad(params).detach()
