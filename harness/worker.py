@@ -59,9 +59,7 @@ def _load_method(spec: dict):
 
 
 def run(seed_dir: Path) -> dict:
-    from torch import nn
 
-    from .device import synchronize
     from .models import ModelSpec, build_model
     from .scenario import TrainConfig
     from .seeding import seed_everything
@@ -108,28 +106,40 @@ def run(seed_dir: Path) -> dict:
     (seed_dir / "started").write_text(str(time.time()))
     budget = Budget(float(spec["budget_seconds"]))
     task = UnlearnTask(budget=budget, **task_kwargs)
-    synchronize(spec["device"])
-    start = time.perf_counter()
-    result_model = method.unlearn(task)
-    synchronize(spec["device"])
-    seconds = time.perf_counter() - start
+    result = _timed_call(method.unlearn, task, spec["device"], seed_dir / "unlearned.pt")
+    if result["status"] == "ok":
+        result["metrics"] = dict(task.reported)
+    return result
 
-    if not isinstance(result_model, nn.Module):
+
+def _timed_call(call, task, device: str, weights: Path) -> dict:
+    """Run `unlearn` or `train` on the clock (CUDA-synchronised) and save the module it
+    returns to `weights`; `unlearn_seconds` is the runner's name for the timed call,
+    whichever stage it is."""
+    from torch import nn
+
+    from .device import synchronize
+
+    synchronize(device)
+    start = time.perf_counter()
+    returned = call(task)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    if not isinstance(returned, nn.Module):
         return {
             "status": "invalid",
             "unlearn_seconds": seconds,
-            "error": f"unlearn() returned {type(result_model).__name__}, not a torch.nn.Module",
+            "error": f"{call.__name__}() returned {type(returned).__name__}, "
+            "not a torch.nn.Module",
         }
-    state = {k: v.detach().to("cpu").clone() for k, v in result_model.state_dict().items()}
-    torch.save(state, seed_dir / "unlearned.pt")
-    return {"status": "ok", "unlearn_seconds": seconds, "metrics": dict(task.reported)}
+    state = {k: v.detach().to("cpu").clone() for k, v in returned.state_dict().items()}
+    torch.save(state, weights)
+    return {"status": "ok", "unlearn_seconds": seconds}
 
 
 def run_train(seed_dir: Path, spec: dict) -> dict:
     """The training stage: `method.train(TrainTask)`, timed like `unlearn()`."""
-    from torch import nn
 
-    from .device import synchronize
     from .models import ModelSpec
     from .scenario import TrainConfig
     from .seeding import seed_everything
@@ -159,21 +169,7 @@ def run_train(seed_dir: Path, spec: dict) -> dict:
         state_dir=state_dir,
         method_name=spec["method"]["name"],
     )
-    synchronize(spec["device"])
-    start = time.perf_counter()
-    trained = method.train(task)
-    synchronize(spec["device"])
-    seconds = time.perf_counter() - start
-    if not isinstance(trained, nn.Module):
-        return {
-            "status": "invalid",
-            "unlearn_seconds": seconds,
-            "error": f"train() returned {type(trained).__name__}, not a torch.nn.Module",
-        }
-    state = {k: v.detach().to("cpu").clone() for k, v in trained.state_dict().items()}
-    torch.save(state, seed_dir / "trained.pt")
-    # `unlearn_seconds` is the runner's name for the timed call, whichever stage it is.
-    return {"status": "ok", "unlearn_seconds": seconds}
+    return _timed_call(method.train, task, spec["device"], seed_dir / "trained.pt")
 
 
 def run_in_child(seed_dir: str, env: dict[str, str], sys_path: list[str]) -> None:
