@@ -56,16 +56,44 @@ def scenarios(uri: str) -> list[str]:
 
 
 def load(uri: str, scenario: str) -> pd.DataFrame:
-    """All submissions to one scenario as a DataFrame (empty if there are none)."""
-    import mlflow
+    """All submissions to one scenario as a DataFrame (empty if there are none), with
+    `mlflow.search_runs`' columns (run_id, start_time, metrics.*, params.*, tags.*).
 
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(
-        experiment_names=[store.experiment_name(scenario)],
-        filter_string="tags.mu_bench.kind = 'submission'",
-        output_format="pandas",
-    )
-    return runs
+    Through an explicit client: the fluent `mlflow.search_runs` needs
+    `mlflow.set_tracking_uri`, which also sets `MLFLOW_TRACKING_URI` in this process's
+    environment, and every later subprocess (a worker, a second submit) would inherit it.
+    """
+    from mlflow.entities import ViewType
+
+    c = store.client(uri)
+    exp = c.get_experiment_by_name(store.experiment_name(scenario))
+    if exp is None:
+        return pd.DataFrame()
+    rows, token = [], None
+    while True:
+        page = c.search_runs(
+            [exp.experiment_id],
+            filter_string="tags.mu_bench.kind = 'submission'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            page_token=token,
+        )
+        for run in page:
+            row = {
+                "run_id": run.info.run_id,
+                "status": run.info.status,
+                "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
+            }
+            for prefix, values in (
+                ("metrics", run.data.metrics),
+                ("params", run.data.params),
+                ("tags", run.data.tags),
+            ):
+                row.update({f"{prefix}.{k}": v for k, v in values.items()})
+            rows.append(row)
+        token = page.token
+        if not token:
+            return pd.DataFrame(rows)
 
 
 def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:

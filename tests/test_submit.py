@@ -38,6 +38,17 @@ def test_every_submission_is_in_the_store_and_ranked(boards):
             assert r.status == "ok" and r.seeds_ok == 2
 
 
+def test_reading_the_board_leaves_the_process_environment_alone(boards):
+    """Workers and later submits inherit the environment: reading one store must not
+    point them at it (the fluent MLflow API sets MLFLOW_TRACKING_URI)."""
+    import os
+
+    uri, _ = boards
+    assert len(ranking.load(uri, "digits-class3")) == len(METHODS)
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert ranking.load(uri, "no-such-scenario").empty
+
+
 def test_class_forgetting_calibration(boards):
     _, reports = boards
     retrain = reports["digits-class3", "retrain"].metrics
