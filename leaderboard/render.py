@@ -11,14 +11,21 @@ from rich.table import Table
 from .ranking import METRICS
 
 _SHOWN = {
+    "score": "score",
+    "forget_quality": "F",
+    "forget_quality_ceiling": "F ceiling",
+    "forget_quality_norm": "F norm",
     "avg_gap": "avg gap",
     "forget_acc": "forget acc",
     "retain_acc": "retain acc",
     "test_acc": "test acc",
+    "mia_efficacy": "MIA-eff",
     "mia_loss_acc": "MIA (loss)",
+    "lira_auc": "LiRA AUC",
     "unlearn_seconds": "unlearn s",
     "speedup": "speed-up",
 }
+_TWO_DIGITS = ("unlearn_seconds", "speedup")
 
 
 def fmt(value: Any, std: Any = None, digits: int = 3) -> str:
@@ -43,9 +50,7 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "seeds": r["seeds"],
         }
         for m, label in _SHOWN.items():
-            row[label] = fmt(
-                r.get(m), r.get(f"{m}_std"), 2 if m in ("unlearn_seconds", "speedup") else 3
-            )
+            row[label] = fmt(r.get(m), r.get(f"{m}_std"), 2 if m in _TWO_DIGITS else 3)
         rows.append(row)
     return rows
 
@@ -84,7 +89,16 @@ def report_table(report):
         table.add_column(col, justify="right" if col != "metric" else "left")
     gold, original = report.reference.get("gold", {}), report.reference.get("original", {})
     m = report.metrics
-    for name in ("forget_acc", "retain_acc", "test_acc", "test_forget_acc", "mia_loss_acc"):
+    per_model = (
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+        "test_forget_acc",
+        "mia_efficacy",
+        "mia_loss_acc",
+        "indiscernibility",
+    )
+    for name in per_model:
         if name in m or name in gold:
             table.add_row(
                 name,
@@ -92,9 +106,31 @@ def report_table(report):
                 fmt(gold.get(name)),
                 fmt(original.get(name)),
             )
-    for name in ("avg_gap", "unlearn_seconds", "retrain_seconds", "speedup"):
+    # Forget quality: the gold column holds the ceiling (gold against independent gold).
+    if "forget_quality" in m:
+        n = int(m.get("forget_quality_models", 0))
+        table.add_row(
+            f"forget_quality (N={n})",
+            fmt(m["forget_quality"]),
+            fmt(m.get("forget_quality_ceiling")),
+            "",
+        )
+    submission_level = (
+        "forget_quality_norm",
+        "score",
+        "score_norm",
+        "lira_auc",
+        "lira_tpr_at_1pct_fpr",
+        "lira_tpr_at_0.1pct_fpr",
+        "avg_gap",
+        "unlearn_seconds",
+        "retrain_seconds",
+        "speedup",
+    )
+    for name in submission_level:
         if name in m:
-            table.add_row(name, fmt(m[name], digits=3 if name == "avg_gap" else 2), "", "")
+            digits = 2 if name in ("unlearn_seconds", "retrain_seconds", "speedup") else 3
+            table.add_row(name, fmt(m[name], digits=digits), "", "")
     parts = [table]
     failed = [s for s in report.seeds if s.status != "ok"]
     if failed:
