@@ -201,6 +201,8 @@ def scenarios(as_json: JsonOpt = False) -> None:
                 "arch": s.model.arch,
                 "forget": forget,
                 "gold_seeds": s.gold.seeds,
+                "gold_ceiling": s.gold.ceiling,
+                "lira_in_models": s.lira.in_models,
                 "budget_seconds": s.budget.seconds,
                 "provenance": s.provenance,
                 "default": name == DEFAULT_SCENARIO,

@@ -10,17 +10,17 @@ from rich.table import Table
 
 from .ranking import METRICS
 
+# The terminal and Markdown tables: what fits in 160 columns. `--json` and `--csv` carry
+# every metric (the loss MIA, indiscernibility, LiRA's TPRs, score_norm, ...).
 _SHOWN = {
     "score": "score",
-    "forget_quality": "F",
-    "forget_quality_ceiling": "F ceiling",
+    "forget_quality": "F / ceiling",  # shown with the ceiling beside it
     "forget_quality_norm": "F norm",
     "avg_gap": "avg gap",
     "forget_acc": "forget acc",
     "retain_acc": "retain acc",
     "test_acc": "test acc",
     "mia_efficacy": "MIA-eff",
-    "mia_loss_acc": "MIA (loss)",
     "lira_auc": "LiRA AUC",
     "unlearn_seconds": "unlearn s",
     "speedup": "speed-up",
@@ -28,13 +28,17 @@ _SHOWN = {
 _TWO_DIGITS = ("unlearn_seconds", "speedup")
 
 
-def fmt(value: Any, std: Any = None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: Any, std: Any = None, digits: int = 3, sep: str = " ± ") -> str:
+    if _missing(value):
         return "-"
     if isinstance(value, float):
         text = f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:.0f}"
-        if std is not None and not (isinstance(std, float) and math.isnan(std)):
-            text += f" ± {std:.{digits}f}"
+        if not _missing(std):
+            text += f"{sep}{std:.{digits}f}"
         return text
     return str(value)
 
@@ -50,13 +54,25 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "seeds": r["seeds"],
         }
         for m, label in _SHOWN.items():
-            row[label] = fmt(r.get(m), r.get(f"{m}_std"), 2 if m in _TWO_DIGITS else 3)
+            digits = 2 if m in _TWO_DIGITS else 3
+            row[label] = fmt(r.get(m), r.get(f"{m}_std"), digits, sep="±")
+        if not _missing(r.get("forget_quality_ceiling")) and not _missing(r.get("forget_quality")):
+            row["F / ceiling"] += f" / {r['forget_quality_ceiling']:.3f}"
         rows.append(row)
     return rows
 
 
 def rich_table(title: str, rows: list[dict[str, str]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    from rich import box
+
+    # A rule under the header only: the board keeps its columns in 160 characters.
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for col in rows[0] if rows else ["#", "method", "status"]:
         table.add_column(col, justify="right" if col not in ("method", "status") else "left")
     for row in rows:

@@ -9,6 +9,7 @@ import pytest
 from mu_bench.metrics.forget_quality import (
     DELTA,
     EPSILON_CAP,
+    double_thresholds,
     epsilons,
     example_epsilon,
     forget_quality,
@@ -75,6 +76,17 @@ def test_bins_follow_the_challenge():
     expected = [1, 1, 0.5, 0.5, 0.25, 2.0**-12, 2.0**-13, 2.0**-13, 0, 0]
     assert points(eps, 512).tolist() == expected
     assert points(np.array([0.0, 0.7]), 2).tolist() == [0.0, 0.0]  # N = 2: no bins at all
+
+
+def test_threshold_grid_is_the_reference_grid_bit_for_bit():
+    peaky = np.random.default_rng(3).normal(size=16)
+    width = 0.37
+    left, right = double_thresholds(peaky, width)
+    lo, hi = peaky.min() + width - 2.0, peaky.max() + 2.0
+    expected_right = np.linspace(lo, hi, num=int(np.ceil((hi - lo) * 100)))
+    np.testing.assert_array_equal(right, expected_right)
+    for row, tr in zip(left, expected_right, strict=True):
+        np.testing.assert_array_equal(row, np.linspace(tr - width - 2.0, tr - width + 2.0, num=400))
 
 
 def test_score_multiplies_the_utility_ratios_uncapped():

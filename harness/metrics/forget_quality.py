@@ -93,8 +93,17 @@ def double_thresholds(peaky: np.ndarray, width: float) -> tuple[np.ndarray, np.n
     right = np.linspace(lo, hi, num=int(np.ceil((hi - lo) * THRESHOLDS_PER_UNIT)))
     n_left = int(np.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT))
     base = right - width
-    left = np.linspace(base - BUFFER, base + BUFFER, num=n_left, axis=-1)
-    return np.ascontiguousarray(left), right
+    return _row_linspace(base - BUFFER, base + BUFFER, n_left), right
+
+
+def _row_linspace(start: np.ndarray, stop: np.ndarray, num: int) -> np.ndarray:
+    """`np.linspace(start[i], stop[i], num)` as row i, with np.linspace's own arithmetic
+    (i * step + start, the last value = stop), laid out row-major with no copy."""
+    step = (stop - start) / (num - 1)
+    rows = np.arange(num, dtype=np.float64)[None, :] * step[:, None]
+    rows += start[:, None]
+    rows[:, -1] = stop
+    return rows
 
 
 @lru_cache(maxsize=64)
@@ -126,16 +135,16 @@ def _counts_below(
     epsilons over them is the max over every rule)."""
     r, n_thr = thresholds.shape
     # first[i, c]: index of the first threshold of row i above sample c (c < t[j] iff j >= it)
-    firsts = [
-        torch.searchsorted(thresholds, torch.from_numpy(x).expand(r, -1).contiguous(), right=True)
-        for x in samples
-    ]
-    if 1 + sum(len(x) for x in samples) < n_thr:
-        cand = torch.cat([torch.zeros(r, 1, dtype=torch.int64), *firsts], dim=1)
+    pooled = torch.from_numpy(np.concatenate(samples)).expand(r, -1).contiguous()
+    first = torch.searchsorted(thresholds, pooled, right=True)
+    if 1 + first.shape[1] < n_thr:
+        cand = torch.cat([torch.zeros(r, 1, dtype=torch.int64), first], dim=1)
         cand = cand.clamp_(max=n_thr - 1)
     else:
         cand = torch.arange(n_thr).expand(r, -1).contiguous()
-    return cand, [torch.searchsorted(f, cand, right=True) for f in firsts]
+    ends = np.cumsum([0, *(len(x) for x in samples)])
+    per_set = [first[:, a:b].contiguous() for a, b in zip(ends[:-1], ends[1:], strict=True)]
+    return cand, [torch.searchsorted(f, cand, right=True) for f in per_set]
 
 
 def example_epsilon(pos: np.ndarray, neg: np.ndarray, delta: float = DELTA) -> float:
