@@ -7,7 +7,7 @@ costs; `submission_metrics` computes the metrics that need several models at onc
 (forget quality, score, LiRA) from the same logits. The gold, holdout-gold, IN and
 original models' logits were computed at prepare time; their per-model metrics and the
 forget-quality ceiling are cached beside them (keyed by `METRICS_VERSION`), so a warm
-submission computes only its own models' metrics (about 0.2 s per digits model).
+submission computes only its own models' metrics (about 0.1 s per digits model).
 """
 
 from __future__ import annotations

@@ -232,6 +232,7 @@ def pareto_plot(df: pd.DataFrame, metric: str, path: Path, title: str) -> Path:
         ax.scatter(x[front], y[front], s=80, facecolors="none", edgecolors="tab:orange", zorder=4)
         ax.legend(fontsize=8)
     ax.set_xscale("log")
+    ax.margins(x=0.12, y=0.08)  # room for the method names
     better = "higher is better" if maximize else "lower is better"
     ax.set(xlabel="unlearn seconds (median over seeds, log scale)", ylabel=f"{metric} ({better})")
     ax.set_title(title, fontsize=10)
