@@ -2,12 +2,18 @@
 
 The original model trains on the whole training set; each gold model retrains from
 scratch on the retain set only, with the same recipe and its own seed from the `gold`
-stream. Each model is its own cache entry keyed by a content hash of the sections that
-determine it plus `CACHE_VERSION`, so raising `gold.seeds` trains only the new models
-and a second `prepare` is a cache hit. Each entry stores the weights, the logits of one
-inference pass over the training and test sets, and the training time (the gold
-models' median is the `retrain_seconds` every speed-up is measured against).
-Digits: original + 8 gold models in about 8 s on two CPU cores.
+stream. When the scenario asks, prepare also trains a second, independent set of gold
+models (`[gold] ceiling`, stream `gold-holdout`: the forget-quality ceiling scores one
+set against the other) and LiRA's IN models (`[lira] in_models`: replicas of the
+original with seeds 1..M of the `original` stream, so scenarios that share data, model
+and recipe share them too). Each model is its own cache entry keyed by a content hash
+of the sections that determine it plus `CACHE_VERSION`, so raising `gold.seeds` trains
+only the new models and a second `prepare` is a cache hit. Each entry stores the
+weights, the logits of one inference pass over the training and test sets, and the
+training time (the gold models' median is the `retrain_seconds` every speed-up is
+measured against).
+Digits: about 1 s per model on two CPU cores (original + 16 gold + 16 holdout + 16 IN
+models, about a minute, once).
 """
 
 from __future__ import annotations
@@ -48,12 +54,13 @@ class ModelOutputs:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    role: str  # "original" or "gold"
+    role: str  # "original", "gold", "gold-holdout" or "in" (LiRA's IN models)
     index: int
     weights: Path
     outputs: ModelOutputs
     train_seconds: float
     cache_hit: bool
+    key: str = ""  # its cache key (keys its cached metrics)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,10 @@ class Artifacts:
     spec: ModelSpec
     original: TrainedModel
     gold: tuple[TrainedModel, ...]
+    # A second, independent set of gold models (`[gold] ceiling`), and LiRA's IN models.
+    gold_holdout: tuple[TrainedModel, ...] = ()
+    in_models: tuple[TrainedModel, ...] = ()
+    cache: Cache | None = None  # where per-model reference metrics are cached
 
     @property
     def retrain_seconds(self) -> float:
@@ -147,7 +158,7 @@ def _trainer(scenario, spec, data: Dataset, train_set: Split, seed: int, device:
     return build
 
 
-def _load(entry, role: str, index: int) -> TrainedModel:
+def _load(entry, role: str, index: int, key: str = "") -> TrainedModel:
     outputs = torch.load(entry.file("outputs.pt"), weights_only=True)
     return TrainedModel(
         role,
@@ -156,6 +167,7 @@ def _load(entry, role: str, index: int) -> TrainedModel:
         ModelOutputs(outputs["train"], outputs["test"]),
         float(entry.meta["train_seconds"]),
         cache_hit=not entry.built,
+        key=key,
     )
 
 
@@ -164,10 +176,14 @@ def prepare(
     device: str = "auto",
     *,
     gold_seeds: int | None = None,
+    ceiling: bool | None = None,
+    in_models: int | None = None,
     on_model: Callable[[TrainedModel], None] | None = None,
     cache: Cache | None = None,
 ) -> Artifacts:
-    """Build (or load from the cache) everything a submission is scored against."""
+    """Build (or load from the cache) everything a submission is scored against.
+
+    `gold_seeds`, `ceiling` and `in_models` override the scenario's counts."""
     device = resolve_device(device)
     cache = cache or Cache(cache_root())
     data = build_dataset(scenario)
@@ -178,14 +194,13 @@ def prepare(
         data.x_train[split.retain_idx], data.y_train[split.retain_idx], scenario.train.augment
     )
 
-    def one(role: str, index: int, train_set: Split) -> TrainedModel:
+    def one(role: str, index: int, train_set: Split, label: str | None = None) -> TrainedModel:
         seed = init_seed(scenario, role, index)
+        key = _key(scenario, role, index, data.fingerprint, device)
         entry = cache.get_or_build(
-            "models",
-            _key(scenario, role, index, data.fingerprint, device),
-            _trainer(scenario, spec, data, train_set, seed, device),
+            "models", key, _trainer(scenario, spec, data, train_set, seed, device)
         )
-        model = _load(entry, role, index)
+        model = _load(entry, label or role, index, key)
         if on_model:
             on_model(model)
         return model
@@ -193,4 +208,8 @@ def prepare(
     original = one("original", 0, full)
     n_gold = scenario.gold.seeds if gold_seeds is None else gold_seeds
     gold = tuple(one("gold", k, retain) for k in range(n_gold))
-    return Artifacts(scenario, data, split, spec, original, gold)
+    with_ceiling = scenario.gold.ceiling if ceiling is None else ceiling
+    holdout = tuple(one("gold-holdout", k, retain) for k in range(n_gold if with_ceiling else 0))
+    n_in = scenario.lira.in_models if in_models is None else in_models
+    ins = tuple(one("original", k, full, label="in") for k in range(1, n_in + 1))
+    return Artifacts(scenario, data, split, spec, original, gold, holdout, ins, cache)

@@ -99,9 +99,15 @@ def submit(
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
     keep_work: Annotated[bool, typer.Option(help="Keep the workers' scratch folders.")] = False,
+    figures: Annotated[
+        bool, typer.Option(help="Draw the submission's figures and log them to its run.")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Run METHOD on a scenario once per seed, score it, and record it on the leaderboard."""
+    import tempfile
+    from pathlib import Path
+
     from mu_bench.leaderboard import store
     from mu_bench.leaderboard.render import report_table
 
@@ -113,9 +119,12 @@ def submit(
     sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    report, _ = run(sub, device, on_event=_say, keep_work=keep_work)
-    clock = time.perf_counter()
-    run_id = store.record(report, uri)
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        folder = Path(tmp) if figures else None
+        report, _ = run(sub, device, on_event=_say, keep_work=keep_work, figures=folder)
+        clock = time.perf_counter()
+        drawn = {p.stem: p for p in sorted(folder.glob("*.png"))} if folder else {}
+        run_id = store.record(report, uri, figures=drawn)
     timings = {**report.timings, "record_seconds": time.perf_counter() - clock}
     report = replace(report, run_id=run_id, timings=timings)
     if as_json:
@@ -192,6 +201,8 @@ def scenarios(as_json: JsonOpt = False) -> None:
                 "arch": s.model.arch,
                 "forget": forget,
                 "gold_seeds": s.gold.seeds,
+                "gold_ceiling": s.gold.ceiling,
+                "lira_in_models": s.lira.in_models,
                 "budget_seconds": s.budget.seconds,
                 "provenance": s.provenance,
                 "default": name == DEFAULT_SCENARIO,
@@ -283,8 +294,12 @@ def prepare(
         "test_size": len(art.data.y_test),
         "forget_size": len(art.split.forget_idx),
         "gold_models": len(art.gold),
+        "holdout_gold_models": len(art.gold_holdout),
+        "lira_in_models": len(art.in_models),
         "retrain_seconds": art.retrain_seconds,
-        "cache_hits": sum(m.cache_hit for m in (art.original, *art.gold)),
+        "cache_hits": sum(
+            m.cache_hit for m in (art.original, *art.gold, *art.gold_holdout, *art.in_models)
+        ),
         "original": ref["original"],
         "gold": ref["gold"],
     }
@@ -368,6 +383,14 @@ def leaderboard(
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
     as_markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown.")] = False,
+    plot: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--plot",
+            help="Also draw score (or avg_gap) against unlearn seconds, Pareto front marked, "
+            "into this image file (.png, .pdf or .svg); needs one SCENARIO.",
+        ),
+    ] = None,
 ) -> None:
     """Print the ranked leaderboard of a scenario (or of every scenario)."""
     from mu_bench.leaderboard import ranking, render, store
@@ -384,7 +407,26 @@ def leaderboard(
             f"Scenarios with submissions: {', '.join(known) or '(none)'}"
         )
     names = [scenario] if scenario else known
+    if plot is not None:
+        from pathlib import Path
+
+        if len(names) != 1:
+            raise UsageError(
+                "--plot draws one scenario: give SCENARIO "
+                f"(scenarios with submissions: {', '.join(known) or '(none)'})"
+            )
+        if Path(plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise UsageError(f"--plot {plot}: give a file name ending in .png, .pdf or .svg")
+        if not Path(plot).absolute().parent.is_dir():
+            raise UsageError(f"--plot {plot}: folder {Path(plot).absolute().parent} does not exist")
     tables = {n: ranking.table(ranking.load(uri, n), latest_only=not all_runs) for n in names}
+    if plot is not None:
+        from mu_bench.leaderboard.figures import pareto_plot
+
+        (name,) = names
+        metric = ranking.rank_metric(tables[name])
+        pareto_plot(tables[name], metric, Path(plot), f"leaderboard: {name}")
+        _say(f"plotted {metric} against unlearn seconds into {plot}")
     if as_json:
         _emit_json({n: render.records(t) for n, t in tables.items()})
     elif as_csv:

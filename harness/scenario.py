@@ -1,7 +1,8 @@
 """Scenarios: small declarative TOML files validated into frozen pydantic models.
 
 A scenario fixes the dataset, architecture, training recipe, forget-set rule, number
-of gold models, default budget and root seed. Built-ins live in `scenarios/*.toml`
+of gold models (and whether a second, independent set is trained for the forget-quality
+ceiling), the LiRA IN models, default budget and root seed. Built-ins live in `scenarios/*.toml`
 inside the package; any path to a `.toml` file works too. Loading takes milliseconds
 and imports neither torch nor the datasets.
 """
@@ -82,6 +83,25 @@ class TrainConfig(_Section):
 
 class GoldConfig(_Section):
     seeds: int = Field(8, ge=1, le=4096)
+    # Also train a second, independent set of `seeds` gold models (their own seed
+    # stream): `forget_quality_ceiling` scores one gold set against the other.
+    ceiling: bool = False
+
+
+class LiraConfig(_Section):
+    """The per-example likelihood-ratio attack (LiRA): `in_models` originals trained on
+    the full training set with other seeds; 0 turns the attack off."""
+
+    in_models: int = Field(0, ge=0, le=4096)
+    # One variance per side over all examples instead of one per example (LiRA's
+    # "fixed variance" variant, which its authors recommend with few shadow models).
+    fix_variance: bool = False
+
+    @model_validator(mode="after")
+    def _enough(self) -> LiraConfig:
+        if self.in_models == 1:
+            raise ValueError("in_models = 1 cannot give a variance: use 0 (off) or at least 2")
+        return self
 
 
 class BudgetConfig(_Section):
@@ -102,8 +122,16 @@ class Scenario(_Section):
     model: ModelConfig
     train: TrainConfig
     gold: GoldConfig = GoldConfig()
+    lira: LiraConfig = LiraConfig()
     budget: BudgetConfig
     submit: SubmitConfig = SubmitConfig()
+
+    @model_validator(mode="after")
+    def _lira_needs_gold(self) -> Scenario:
+        # Each gold model is scored against Gaussians fitted to the other gold models.
+        if self.lira.in_models and self.gold.seeds < 3:
+            raise ValueError("[lira] needs [gold] seeds >= 3 (the OUT models)")
+        return self
 
     def section_hash(self, *sections: str) -> str:
         """Content hash of the named sections (plus the root seed): keys cached artifacts."""
@@ -114,7 +142,7 @@ class Scenario(_Section):
     @property
     def content_hash(self) -> str:
         """Hash of everything that changes results (not the name, summary or provenance)."""
-        return self.section_hash("data", "forget", "model", "train", "gold")
+        return self.section_hash("data", "forget", "model", "train", "gold", "lira")
 
 
 def _hash(payload: Any) -> str:

@@ -166,14 +166,25 @@ def run(
     keep_work: bool = False,
     grace: float = 2.0,
     startup: float = _DEFAULT_STARTUP,
+    figures: Path | None = None,
 ) -> tuple[Report, dict]:
-    """Run a validated submission; returns the report and the per-seed model outputs."""
+    """Run a validated submission; returns the report and the per-seed model outputs.
+
+    With `figures`, the submission's figures are drawn into that folder as PNG files
+    (from the outputs already computed: no model runs again)."""
     import torch
 
     from . import method_training
     from .artifacts import prepare
     from .device import resolve_device
-    from .evaluation import aggregate, infer, load_weights, model_metrics, reference
+    from .evaluation import (
+        aggregate,
+        infer,
+        load_weights,
+        model_metrics,
+        reference,
+        submission_metrics,
+    )
     from .launch import prestart
     from .runner import Limits, run_worker
 
@@ -267,6 +278,8 @@ def run(
         ref["gold"],
         art.retrain_seconds,
     )
+    across = submission_metrics([outputs[r.seed] for r in ok], [r.metrics for r in ok], art)
+    metrics.update(across.metrics)
     timings["evaluate_seconds"] += time.perf_counter() - clock
     if startups:
         timings["worker_startup_seconds"] = statistics.median(startups)
@@ -275,6 +288,7 @@ def run(
     notes = []
     if not in_scope:
         notes.append("out of scope: a class-unlearning method run on random forgetting")
+    notes.extend(across.notes)
     report = Report(
         scenario=sub.scenario.name,
         scenario_hash=sub.scenario.content_hash,
@@ -295,4 +309,10 @@ def run(
         notes=tuple(notes),
         timings=timings,
     )
+    if figures is not None:
+        from mu_bench.leaderboard.figures import submission_figures
+
+        clock = time.perf_counter()
+        submission_figures(figures, report, art, {r.seed: outputs[r.seed] for r in ok}, across)
+        timings["figures_seconds"] = time.perf_counter() - clock
     return report, outputs

@@ -1,9 +1,14 @@
 """Rank submissions read back from the store.
 
 One row per submission (by default only the latest per method, version and
-hyperparameters). Ranked by `avg_gap` (mean absolute gap to the gold models over the
-accuracy family, SalUn's "Avg. Gap"; lower is better); submissions with no successful
-seed stay on the board, below the ranked ones, with their status.
+hyperparameters). Submissions with a forget quality F (two or more seeds) are ranked
+first, by the challenge's `score` = F x (RA_U / RA_R) x (TA_U / TA_R), higher is better;
+where the scenario has a forget-quality ceiling, by `score_norm` = score / ceiling,
+which orders submissions with the same N exactly as `score` does and stays comparable
+when N differs (raw F rises as N falls). Ties, and the submissions without F, are
+ordered by `avg_gap` (SalUn's mean absolute gap to the gold models over UA, RA, TA and
+MIA-efficacy; lower is better). Submissions with no successful seed stay on the board,
+below the ranked ones, with their status.
 """
 
 from __future__ import annotations
@@ -22,15 +27,36 @@ COLUMNS = {
     "params": "tags.mu_bench.params",
 }
 METRICS = (
+    "score",
+    "score_norm",
+    "forget_quality",
+    "forget_quality_ceiling",
+    "forget_quality_norm",
+    "forget_quality_models",
     "avg_gap",
     "forget_acc",
     "retain_acc",
     "test_acc",
+    "mia_efficacy",
     "mia_loss_acc",
+    "indiscernibility",
+    "lira_auc",
+    "lira_tpr_at_1pct_fpr",
+    "lira_tpr_at_0.1pct_fpr",
     "unlearn_seconds",
     "speedup",
 )
-RANK_BY = ("avg_gap", True)  # (metric, ascending)
+# The first of these a board has decides its ranking (higher is better); then avg_gap.
+SCORES = ("score_norm", "score")
+FALLBACK = "avg_gap"  # lower is better
+
+
+def rank_metric(df: pd.DataFrame) -> str:
+    """The metric a board is ranked by: score_norm, else score, else avg_gap."""
+    for name in SCORES:
+        if name in df and df[name].notna().any():
+            return name
+    return FALLBACK
 # Columns only when some submission has them: a training stage's cost and the test
 # accuracy its trained model loses against the original (SISA: to sharding), then the
 # numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
@@ -110,9 +136,14 @@ def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     if latest_only:
         df = df.sort_values("start_time", ascending=False)
         df = df.drop_duplicates(subset=["method", "version", "params"], keep="first")
-    metric, ascending = RANK_BY
-    ranked = df[df[metric].notna()].sort_values(metric, ascending=ascending)
-    unranked = df[df[metric].isna()].sort_values("start_time", ascending=False)
+    metric = rank_metric(df)
+    scored = df[df[metric].notna()] if metric != FALLBACK else df.iloc[:0]
+    rest = df.drop(scored.index)
+    if len(scored):
+        scored = scored.sort_values([metric, FALLBACK], ascending=[False, True])
+    by_gap = rest[rest[FALLBACK].notna()].sort_values(FALLBACK)
+    unranked = rest[rest[FALLBACK].isna()].sort_values("start_time", ascending=False)
+    ranked = pd.concat([scored, by_gap])
     out = pd.concat([ranked, unranked], ignore_index=True)
     out.insert(0, "rank", [i + 1 if i < len(ranked) else None for i in range(len(out))])
     out["rank"] = out["rank"].astype("Int64")

@@ -10,12 +10,18 @@ from rich.table import Table
 
 from .ranking import EXTRA_METRICS, METHOD_PREFIX, METRICS
 
+# The terminal and Markdown tables: what fits in 160 columns. `--json` and `--csv` carry
+# every metric (the loss MIA, indiscernibility, LiRA's TPRs, score_norm, ...).
 _SHOWN = {
+    "score": "score",
+    "forget_quality": "F / ceiling",  # shown with the ceiling beside it
+    "forget_quality_norm": "F norm",
     "avg_gap": "avg gap",
     "forget_acc": "forget acc",
     "retain_acc": "retain acc",
     "test_acc": "test acc",
-    "mia_loss_acc": "MIA (loss)",
+    "mia_efficacy": "MIA-eff",
+    "lira_auc": "LiRA AUC",
     "unlearn_seconds": "unlearn s",
     "speedup": "speed-up",
 }
@@ -31,16 +37,20 @@ def _is_extra(column: str) -> bool:
 
 
 def _digits(metric: str) -> int:
-    return 2 if metric in ("unlearn_seconds", "speedup", "train_seconds") else 3
+    return 2 if metric in ("unlearn_seconds", "retrain_seconds", "speedup", "train_seconds") else 3
 
 
-def fmt(value: Any, std: Any = None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(value: Any, std: Any = None, digits: int = 3, sep: str = " ± ") -> str:
+    if _missing(value):
         return "-"
     if isinstance(value, float):
         text = f"{value:.{digits}f}" if abs(value) < 1000 else f"{value:.0f}"
-        if std is not None and not (isinstance(std, float) and math.isnan(std)):
-            text += f" ± {std:.{digits}f}"
+        if not _missing(std):
+            text += f"{sep}{std:.{digits}f}"
         return text
     return str(value)
 
@@ -59,15 +69,26 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "seeds": r["seeds"],
         }
         for m, label in _SHOWN.items():
-            row[label] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m))
+            row[label] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m), sep="±")
+        if not _missing(r.get("forget_quality_ceiling")) and not _missing(r.get("forget_quality")):
+            row["F / ceiling"] += f" / {r['forget_quality_ceiling']:.3f}"
         for m in extras:
-            row[_extra_label(m)] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m))
+            row[_extra_label(m)] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m), sep="±")
         rows.append(row)
     return rows
 
 
 def rich_table(title: str, rows: list[dict[str, str]]) -> Table:
-    table = Table(title=title, title_justify="left")
+    from rich import box
+
+    # A rule under the header only: the board keeps its columns in 160 characters.
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for col in rows[0] if rows else ["#", "method", "status"]:
         table.add_column(col, justify="right" if col not in ("method", "status") else "left")
     for row in rows:
@@ -109,7 +130,16 @@ def report_table(report):
         table.add_column(col, justify="right" if col != "metric" else "left")
     gold, original = report.reference.get("gold", {}), report.reference.get("original", {})
     m = report.metrics
-    for name in ("forget_acc", "retain_acc", "test_acc", "test_forget_acc", "mia_loss_acc"):
+    per_model = (
+        "forget_acc",
+        "retain_acc",
+        "test_acc",
+        "test_forget_acc",
+        "mia_efficacy",
+        "mia_loss_acc",
+        "indiscernibility",
+    )
+    for name in per_model:
         if name in m or name in gold:
             table.add_row(
                 name,
@@ -117,9 +147,30 @@ def report_table(report):
                 fmt(gold.get(name)),
                 fmt(original.get(name)),
             )
-    for name in ("avg_gap", "unlearn_seconds", "retrain_seconds", "speedup"):
+    # Forget quality: the gold column holds the ceiling (gold against independent gold).
+    if "forget_quality" in m:
+        n = int(m.get("forget_quality_models", 0))
+        table.add_row(
+            f"forget_quality (N={n})",
+            fmt(m["forget_quality"]),
+            fmt(m.get("forget_quality_ceiling")),
+            "",
+        )
+    submission_level = (
+        "forget_quality_norm",
+        "score",
+        "score_norm",
+        "lira_auc",
+        "lira_tpr_at_1pct_fpr",
+        "lira_tpr_at_0.1pct_fpr",
+        "avg_gap",
+        "unlearn_seconds",
+        "retrain_seconds",
+        "speedup",
+    )
+    for name in submission_level:
         if name in m:
-            table.add_row(name, fmt(m[name], digits=3 if name == "avg_gap" else 2), "", "")
+            table.add_row(name, fmt(m[name], digits=_digits(name)), "", "")
     # A training stage (SISA): its cost, the trained model beside the original, and what
     # the method reported.
     if "trained_test_acc" in m:

@@ -20,6 +20,18 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory, shared_cache):
+    """The same environment for module-scoped fixtures, which run before `home`: without
+    it they would prepare into (and write to) ./mu-bench-runs of the working directory."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MU_BENCH_HOME", str(tmp_path_factory.mktemp("session-home")))
+    mp.setenv("MU_BENCH_CACHE", str(shared_cache))
+    mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch, shared_cache) -> Path:
     monkeypatch.setenv("MU_BENCH_HOME", str(tmp_path / "home"))

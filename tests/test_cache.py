@@ -6,12 +6,16 @@ from mu_bench.artifacts import prepare
 from mu_bench.cache import Cache
 from mu_bench.scenario import load
 
+# The gold and original models only: the holdout gold set and LiRA's IN models have their
+# own tests (test_scoring.py).
+ONLY_GOLD = {"ceiling": False, "in_models": 0}
+
 
 def test_prepare_is_cached_and_deterministic(tmp_path):
     scenario = load("digits-random10")
-    first = prepare(scenario, "cpu", gold_seeds=2, cache=Cache(tmp_path / "a"))
-    again = prepare(scenario, "cpu", gold_seeds=2, cache=Cache(tmp_path / "a"))
-    elsewhere = prepare(scenario, "cpu", gold_seeds=2, cache=Cache(tmp_path / "b"))
+    first = prepare(scenario, "cpu", gold_seeds=2, **ONLY_GOLD, cache=Cache(tmp_path / "a"))
+    again = prepare(scenario, "cpu", gold_seeds=2, **ONLY_GOLD, cache=Cache(tmp_path / "a"))
+    elsewhere = prepare(scenario, "cpu", gold_seeds=2, **ONLY_GOLD, cache=Cache(tmp_path / "b"))
     assert not any(m.cache_hit for m in (first.original, *first.gold))
     assert all(m.cache_hit for m in (again.original, *again.gold))
     for x, y in zip(
@@ -21,12 +25,12 @@ def test_prepare_is_cached_and_deterministic(tmp_path):
     # gold models differ from each other and from the original
     assert not torch.equal(first.gold[0].outputs.test, first.gold[1].outputs.test)
     # more gold seeds train only the new ones
-    more = prepare(scenario, "cpu", gold_seeds=3, cache=Cache(tmp_path / "a"))
+    more = prepare(scenario, "cpu", gold_seeds=3, **ONLY_GOLD, cache=Cache(tmp_path / "a"))
     assert [m.cache_hit for m in more.gold] == [True, True, False]
 
 
 def test_gold_models_never_saw_the_forget_set_and_original_did(tmp_path):
-    art = prepare(load("digits-class3"), "cpu", gold_seeds=2, cache=Cache(tmp_path))
+    art = prepare(load("digits-class3"), "cpu", gold_seeds=2, **ONLY_GOLD, cache=Cache(tmp_path))
     f = art.split.forget_idx
     y = art.data.y_train[f]
     assert (art.original.outputs.train[f].argmax(1) == y).float().mean() > 0.9
@@ -38,11 +42,11 @@ def test_gold_models_never_saw_the_forget_set_and_original_did(tmp_path):
 def test_corrupt_or_partial_entries_are_rebuilt(tmp_path):
     scenario = load("digits-random10")
     cache = Cache(tmp_path)
-    art = prepare(scenario, "cpu", gold_seeds=1, cache=cache)
+    art = prepare(scenario, "cpu", gold_seeds=1, **ONLY_GOLD, cache=cache)
     weights = art.gold[0].weights
     weights.write_bytes(weights.read_bytes()[:100])  # truncated
     (art.original.weights.parent / "manifest.json").unlink()  # partial: no manifest
-    rebuilt = prepare(scenario, "cpu", gold_seeds=1, cache=cache)
+    rebuilt = prepare(scenario, "cpu", gold_seeds=1, **ONLY_GOLD, cache=cache)
     assert not rebuilt.gold[0].cache_hit and not rebuilt.original.cache_hit
     assert torch.equal(rebuilt.gold[0].outputs.test, art.gold[0].outputs.test)
     assert torch.load(rebuilt.gold[0].weights, weights_only=True)

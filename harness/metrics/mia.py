@@ -1,4 +1,4 @@
-"""Population membership-inference attacks.
+"""Population membership-inference attacks (one attacker for every example).
 
 `mia_loss_acc`: the NeurIPS 2023 unlearning challenge starting kit's `simple_mia`
 (unlearning-challenge/starting-kit, unlearning-CIFAR10.ipynb). Feature: per-example
@@ -9,7 +9,17 @@ tell forgotten from unseen examples; compare with the gold model's value.
 Deviations: the kit shuffles with an unseeded `np.random.shuffle`; we subsample with a
 seeded generator so the score is reproducible; non-finite losses of a diverged
 model are capped at `LOSS_CAP` (SCRUB's copy clips losses to [-100, 100] for the same
-reason) so the attack still runs.
+reason) so the attack still runs. `indiscernibility` = 1 - |mia_loss_acc - 0.5| / 0.5
+(DeepUnlearn, xcadet/deepunlearn munl/evaluation: 1 when the attack is at chance).
+
+`mia_efficacy`: SalUn's `SVC_MIA`, "confidence" variant (OPTML-Group/Unlearn-Saliency,
+Classification/evaluation/SVC_MIA.py `SVC_fit_predict`; the split is main_forget.py's).
+Feature: the softmax probability of the true label. An RBF `SVC(C=3, gamma="auto")` is
+trained on the first |D_t| retain examples (members, 1) against the test set
+(non-members, 0), then applied to the forget set; the score is the fraction of forget
+examples predicted non-member (higher means more forgotten; compare with gold's value,
+about 0.13 for SalUn's CIFAR-10 retrain). About 20 ms on digits; the SVC is quadratic
+in |D_t|, about 7 s for CIFAR's 10,000 + 10,000 on this CPU.
 """
 
 from __future__ import annotations
@@ -49,3 +59,23 @@ def mia_loss_acc(forget_losses: np.ndarray, test_losses: np.ndarray, seed: int =
         return float("nan")  # too few examples for 10 stratified splits
     cv = StratifiedShuffleSplit(n_splits=10, random_state=0)
     return float(cross_val_score(LogisticRegression(), x, y, cv=cv, scoring="accuracy").mean())
+
+
+def indiscernibility(mia_acc: float) -> float:
+    """1 - |mia - 0.5| / 0.5: 1 at chance, 0 for a perfect (or perfectly wrong) attack."""
+    return 1.0 - abs(mia_acc - 0.5) / 0.5
+
+
+def mia_efficacy(
+    retain_probs: np.ndarray, test_probs: np.ndarray, forget_probs: np.ndarray
+) -> float:
+    """Share of the forget set an SVC trained on retain-vs-test predicts non-member."""
+    from sklearn.svm import SVC
+
+    members = np.asarray(retain_probs, dtype=float)[: len(test_probs)]
+    x = np.concatenate([members, np.asarray(test_probs, dtype=float)]).reshape(-1, 1)
+    y = np.concatenate([np.ones(len(members), dtype=int), np.zeros(len(test_probs), dtype=int)])
+    if len(forget_probs) == 0 or len(np.unique(y)) < 2:
+        return float("nan")
+    clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x, y)
+    return float(1.0 - clf.predict(np.asarray(forget_probs, dtype=float).reshape(-1, 1)).mean())

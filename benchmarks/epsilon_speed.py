@@ -1,0 +1,75 @@
+"""Forget quality's epsilons: mu-bench's sorted-count path against the brute force.
+
+The brute force is tests/reference_metrics.py's literal transcription of the NeurIPS
+2023 challenge's metric.py: every decision rule (about 160,000 per example) compared
+with every sample, as the reference does on a GPU, here with NumPy on the CPU. Both run
+on the same inputs, side by side in one run: the logit-scaled confidences of the digits
+forget set under N holdout gold models (the "unlearned" side) and N gold models. The
+first run trains the 2N models the scenario lacks (digits: about a second each, then
+cached). Prints medians, the ratio, and checks that both give the same epsilons and F.
+
+    .venv/bin/python benchmarks/epsilon_speed.py [--models 64] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.reference_metrics
+
+
+def median_seconds(fn, repeats: int):
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    import torch
+
+    from mu_bench.artifacts import prepare
+    from mu_bench.evaluation import _confs
+    from mu_bench.metrics.forget_quality import forget_quality
+    from mu_bench.scenario import load
+    from tests.reference_metrics import challenge_forget_score
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default="digits-random10")
+    ap.add_argument("--models", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    n = args.models
+    art = prepare(load(args.scenario), "cpu", gold_seeds=n, ceiling=True, in_models=0)
+    unlearned = _confs((m.outputs for m in art.gold_holdout), art)
+    gold = _confs((m.outputs for m in art.gold), art)
+
+    fast_s, fast = median_seconds(lambda: forget_quality(unlearned, gold), args.repeats)
+    brute_s, (brute_f, brute_eps) = median_seconds(
+        lambda: challenge_forget_score(unlearned, gold), args.repeats
+    )
+    same_f = fast.value == brute_f
+    gap = float(np.max(np.abs(fast.epsilons - brute_eps)))
+    print(
+        f"{args.scenario}: N = {n} models per side, |D_f| = {unlearned.shape[1]} examples, "
+        f"medians of {args.repeats}"
+    )
+    print(f"  sorted counts (mu-bench)   {fast_s:8.2f} s   F = {fast.value:.4f}")
+    print(f"  brute force (reference)    {brute_s:8.2f} s   F = {brute_f:.4f}")
+    print(f"  ratio                      {brute_s / fast_s:8.1f}x")
+    print(f"  same F: {same_f}; largest epsilon difference {gap:.1e} (float32 rates)")
+    if not same_f or gap > 1e-6:
+        raise SystemExit("the two paths disagree")
+
+
+if __name__ == "__main__":
+    main()
