@@ -119,6 +119,7 @@ def submit(
     sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
+    store.open_in_background(uri)  # MLflow's start-up overlaps the run
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         folder = Path(tmp) if figures else None
         report, _ = run(sub, device, on_event=_say, keep_work=keep_work, figures=folder)

@@ -73,14 +73,15 @@ def budget_seconds(budget: str | float | None, scenario: Scenario, retrain_secon
 
 def plan(
     method_name: str,
-    scenario_ref: str,
+    scenario_ref: str | Scenario,
     seeds: int | None = None,
     budget: str | None = None,
     params: dict[str, str] | None = None,
     use_preset: bool = True,
 ) -> Submission:
-    """Validate everything a submission needs; raises UsageError naming what is valid."""
-    scenario = load(scenario_ref)
+    """Validate everything a submission needs; raises UsageError naming what is valid.
+    `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`."""
+    scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
     entry = registry.get(method_name)
     cls = entry.load()
     preset = None

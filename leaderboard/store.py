@@ -12,6 +12,8 @@ import contextlib
 import json
 import math
 import os
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -95,11 +97,53 @@ def _lock(uri: str):
     return FileLock(str(db) + ".lock")
 
 
-def client(uri: str):
+_CLIENTS: dict[str, Future] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _open(uri: str):
+    """An MlflowClient whose store has started: MLflow's SQLAlchemy store checks and, on
+    first use, creates its schema on the first call (about 2.5 s here, imports included),
+    under the store's file lock so that two processes never create one schema at once."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    with _lock(uri):
+        c = MlflowClient(tracking_uri=uri)
+        c.search_experiments(max_results=1)
+    return c
+
+
+def open_in_background(uri: str) -> None:
+    """Start opening the store now, in a daemon thread, so that its start-up overlaps the
+    submission's compute (the harness mostly waits on worker processes meanwhile);
+    `client(uri)` then returns it, or raises what opening it raised."""
+    with _CLIENTS_LOCK:
+        if uri in _CLIENTS:
+            return
+        future: Future = Future()
+        _CLIENTS[uri] = future
+
+    def work() -> None:
+        try:
+            future.set_result(_open(uri))
+        except BaseException as exc:  # handed to whoever asks for the client
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="mu-bench-store", daemon=True).start()
+
+
+def client(uri: str):
+    """The process's client for `uri`, opened once (see `open_in_background`)."""
+    with _CLIENTS_LOCK:
+        future = _CLIENTS.get(uri)
+    if future is None:
+        c = _open(uri)
+        with _CLIENTS_LOCK:
+            future = _CLIENTS.setdefault(uri, Future())
+            if not future.done():
+                future.set_result(c)
+    return future.result()
 
 
 def _experiment_id(c, uri: str, scenario: str) -> str:
@@ -131,8 +175,8 @@ def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> 
     from mlflow.entities import Param, RunTag
 
     now = int(time.time() * 1000)
+    c = client(uri)  # opened under the lock itself
     with _lock(uri):
-        c = client(uri)
         exp_id = _experiment_id(c, uri, report.scenario)
         tags = {
             "mlflow.runName": report.method,
