@@ -119,10 +119,18 @@ def submit(
     sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    store.open_in_background(uri)  # MLflow's start-up overlaps the run
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         folder = Path(tmp) if figures else None
-        report, _ = run(sub, device, on_event=_say, keep_work=keep_work, figures=folder)
+        report, _ = run(
+            sub,
+            device,
+            on_event=_say,
+            # MLflow's start-up (seconds) overlaps the seeds; not before the data is
+            # known to exist, so that bad input writes no store.
+            on_prepared=lambda: store.open_in_background(uri),
+            keep_work=keep_work,
+            figures=folder,
+        )
         clock = time.perf_counter()
         drawn = {p.stem: p for p in sorted(folder.glob("*.png"))} if folder else {}
         run_id = store.record(report, uri, figures=drawn)

@@ -164,6 +164,7 @@ def run(
     device: str = "auto",
     *,
     on_event: Callable[[str], None] = lambda msg: None,
+    on_prepared: Callable[[], None] = lambda: None,
     keep_work: bool = False,
     grace: float = 2.0,
     startup: float = _DEFAULT_STARTUP,
@@ -193,6 +194,7 @@ def run(
     prestart(device)
     clock = time.perf_counter()
     art = prepare(sub.scenario, device)
+    on_prepared()  # the data exists: from here on the submission will be recorded
     timings = {"prepare_seconds": time.perf_counter() - clock, "evaluate_seconds": 0.0}
     startups = []
     on_event(

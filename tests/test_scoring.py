@@ -207,7 +207,7 @@ def test_scenario_keys_for_the_ceiling_and_lira_are_validated():
         'fraction = 0.1\n[model]\narch = "mlp"\n[train]\nlr = 0.001\nepochs = 1\n'
         "batch_size = 64\n[budget]\nseconds = 5\n"
     )
-    assert text["lira"]["in_models"] == 16 and text["gold"]["ceiling"] is True
+    assert text["lira"]["in_models"] == 8 and text["gold"]["ceiling"] is True
     assert parse(base, "t").lira.in_models == 0  # off by default
     with pytest.raises(UsageError, match="in_models = 1"):
         parse(base + "[lira]\nin_models = 1\n", "t")
