@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import sys
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -176,7 +177,9 @@ def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> 
 
     now = int(time.time() * 1000)
     c = client(uri)  # opened under the lock itself
-    with _lock(uri):
+    # MLflow prints "View run ... at: URL" on stdout for a server store; stdout belongs
+    # to `--json`'s one document.
+    with _lock(uri), contextlib.redirect_stdout(sys.stderr):
         exp_id = _experiment_id(c, uri, report.scenario)
         tags = {
             "mlflow.runName": report.method,
