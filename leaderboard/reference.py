@@ -3,12 +3,12 @@
 `make leaderboard` (`python -m mu_bench.leaderboard.reference`) submits every method the
 `mu-bench` distribution registers (discovered through the entry points, so a new
 built-in is included without editing a list) to `digits-class3` and `digits-random10`
-with several seeds, each with its digits preset and the scenario's budget, into a store
+with the scenario's default seeds (8: forget quality compares 8 unlearned models with 8
+gold models), each with its digits preset and the scenario's budget, into a store
 of its own (`mu-bench-runs/reference/`, emptied first, so the table shows exactly one
 run per method). It writes the leaderboard as Markdown, the same tables as
 `mu-bench leaderboard --markdown`, to `docs/leaderboard.md`, and copies them into the
-README between the two marker comments. About 5 minutes on a 2-core CPU, most of it
-`fisher-forgetting`.
+README between the two marker comments. About 10 minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def builtin_methods() -> list[str]:
     return [n for n, e in registry.discover().items() if e.distribution == DISTRIBUTION]
 
 
-def submit_all(uri: str, seeds: int, device: str, methods: list[str]) -> None:
+def submit_all(uri: str, seeds: int | None, device: str, methods: list[str]) -> None:
     for scenario in SCENARIOS:
         for name in methods:
             report, _ = run(plan(name, scenario, seeds=seeds), device)
@@ -45,13 +45,13 @@ def submit_all(uri: str, seeds: int, device: str, methods: list[str]) -> None:
             print(f"{scenario} {name}: {report.status}", file=sys.stderr, flush=True)
 
 
-def document(uri: str, seeds: int, device: str) -> str:
+def document(uri: str, seeds: int | None, device: str) -> str:
     """The Markdown block: how it was made, then one table per scenario."""
     tables = {n: ranking.table(ranking.load(uri, n)) for n in SCENARIOS}
     how = (
-        f"mu-bench {__version__}, torch {torch.__version__}, device {device}, {seeds} seeds "
-        "per method, each method's digits preset, the scenario's budget. Regenerate with "
-        "`make leaderboard`."
+        f"mu-bench {__version__}, torch {torch.__version__}, device {device}, "
+        f"{seeds or 'the scenario default of 8'} seeds per method, each method's digits "
+        "preset, the scenario's budget. Regenerate with `make leaderboard`."
     )
     return f"{how}\n\n{render.markdown_boards(tables).rstrip()}\n"
 
@@ -68,7 +68,7 @@ def splice(text: str, block: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mu_bench.leaderboard.reference")
     parser.add_argument("--store-dir", type=Path, default=Path("mu-bench-runs/reference"))
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=None, help="default: the scenario's")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=Path("docs/leaderboard.md"))
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
