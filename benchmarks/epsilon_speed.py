@@ -14,23 +14,13 @@ cached). Prints medians, the ratio, and checks that both give the same epsilons 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import median_seconds
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.reference_metrics
-
-
-def median_seconds(fn, repeats: int):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def main() -> None:

@@ -15,17 +15,8 @@ train a holdout set (`[gold] ceiling = true`, as the digits scenarios do).
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds
 
 
 def main() -> None:
@@ -58,9 +49,12 @@ def main() -> None:
     reference(art)  # warm the cached reference metrics and the ceiling, as a warm submit has
     forget_quality_ceiling(art, n)
 
-    t_pass = median_seconds(lambda: [infer(m, art) for m in models], args.repeats) / n
-    t_model = median_seconds(lambda: [model_metrics(o, art) for o in outputs], args.repeats) / n
-    t_subm = median_seconds(lambda: submission_metrics(outputs, per_seed, art), args.repeats) / n
+    def per_model(fn) -> float:
+        return median_seconds(fn, args.repeats)[0] / n
+
+    t_pass = per_model(lambda: [infer(m, art) for m in models])
+    t_model = per_model(lambda: [model_metrics(o, art) for o in outputs])
+    t_subm = per_model(lambda: submission_metrics(outputs, per_seed, art))
     print(
         f"{args.scenario}: {n} models, {len(art.data.y_train) + len(art.data.y_test)} examples "
         f"per pass, |D_f| = {len(art.split.forget_idx)}, medians of {args.repeats} (ms per model)"

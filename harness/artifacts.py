@@ -18,8 +18,6 @@ models, about a minute, once).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .cache import Cache
+from .cache import Cache, key_of
 from .datasets import Dataset, build_dataset
 from .device import resolve_device, synchronize
 from .models import ModelSpec, build_model, spec_for
@@ -127,7 +125,7 @@ def _key(
         payload["data"] = data_fingerprint
     if torch.device(device).type != "cpu":
         payload["device"] = torch.device(device).type
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+    return key_of(payload)
 
 
 def _trainer(scenario, spec, data: Dataset, train_set: Split, seed: int, device: str):

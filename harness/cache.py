@@ -36,6 +36,20 @@ class Entry:
         return self.path / name
 
 
+def key_of(payload: dict[str, Any]) -> str:
+    """An entry key: the first 32 hex digits of the SHA-256 of `payload` as sorted JSON."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link a cached file where it is needed (a copy across file systems). Readers
+    must not write to it: the link is the cache's own file."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -56,6 +56,18 @@ DataRootOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+# A method's seeds and hyperparameters: `submit`, and `prepare --method`.
+SeedsOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option("--seeds", "-n", help="Number of seeds (default: the scenario's)."),
+]
+ParamOpt = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option("--param", "-p", help="Hyperparameter name=value (repeatable)."),
+]
+NoPresetOpt = Annotated[
+    bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
+]
 
 
 def _emit_json(doc) -> None:
@@ -80,21 +92,13 @@ def _use_data_root(data_root: str | None) -> None:
 def submit(
     method: Annotated[str, typer.Argument(help="Method name (see `mu-bench methods`).")],
     scenario: ScenarioOpt = DEFAULT_SCENARIO,
-    seeds: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--seeds", "-n", help="Number of seeds (default: the scenario's)."),
-    ] = None,
+    seeds: SeedsOpt = None,
     budget: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option("--budget", "-b", help="Seconds per unlearn() call, or N% of retrain time."),
     ] = None,
-    param: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--param", "-p", help="Hyperparameter name=value (repeatable)."),
-    ] = None,
-    no_preset: Annotated[
-        bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
-    ] = False,
+    param: ParamOpt = None,
+    no_preset: NoPresetOpt = False,
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
@@ -254,17 +258,9 @@ def prepare(
         Optional[str],  # noqa: UP045
         typer.Option("--method", "-m", help="Also run this method's training stage (SISA)."),
     ] = None,
-    seeds: Annotated[
-        Optional[int],  # noqa: UP045
-        typer.Option("--seeds", "-n", help="Seeds of the training stage (default: submit's)."),
-    ] = None,
-    param: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option("--param", "-p", help="Hyperparameter name=value for --method."),
-    ] = None,
-    no_preset: Annotated[
-        bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
-    ] = False,
+    seeds: SeedsOpt = None,
+    param: ParamOpt = None,
+    no_preset: NoPresetOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train (or load from the cache) the original and gold models of a scenario, and with
@@ -279,7 +275,7 @@ def prepare(
         from .method import has_training_stage, parse_params
         from .submit import plan
 
-        sub = plan(method, scenario, seeds, None, parse_params(param or []), not no_preset)
+        sub = plan(method, s, seeds, None, parse_params(param or []), not no_preset)
         if not has_training_stage(type(sub.method)):
             raise UsageError(
                 f"method '{method}' has no training stage (it does not implement train()); "

@@ -12,8 +12,6 @@ submission computes only its own models' metrics (about 0.1 s per digits model).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 
 from .artifacts import Artifacts, ModelOutputs, TrainedModel
+from .cache import key_of
 from .metrics.accuracy import accuracy, per_example_loss
 from .metrics.confidence import logit_scaled_confidence, true_class_probability
 from .metrics.forget_quality import ForgetQuality, forget_quality, n_bins, score
@@ -130,8 +129,7 @@ def _cached(art: Artifacts, payload: dict, compute: Callable[[], dict]) -> dict:
     """`compute()`, cached in the artifact cache under a hash of `payload`."""
     if art.cache is None:
         return compute()
-    text = json.dumps({**payload, "metrics_version": METRICS_VERSION}, sort_keys=True)
-    key = hashlib.sha256(text.encode()).hexdigest()[:32]
+    key = key_of({**payload, "metrics_version": METRICS_VERSION})
     return art.cache.get_or_build("metrics", key, lambda tmp: compute()).meta
 
 
@@ -235,6 +233,10 @@ def submission_metrics(
     notes: list[str] = []
     fq = lira = None
     n = min(len(outputs), len(art.gold))
+    # The forget set's confidences under every model, once: forget quality takes the
+    # first n of each side, LiRA all of them.
+    unlearned_confs = _confs(outputs, art) if outputs else np.zeros((0, 0))
+    gold_confs = _confs((m.outputs for m in art.gold), art)
     if len(outputs) < 2:
         notes.append(
             f"no forget_quality: it compares N unlearned models (the method's seeds) with N "
@@ -246,8 +248,7 @@ def submission_metrics(
     else:
         if n < len(outputs):
             notes.append(f"forget_quality uses the first {n} seeds: there are {n} gold models")
-        gold_confs = _confs((m.outputs for m in art.gold[:n]), art)
-        fq = forget_quality(_confs(outputs[:n], art), gold_confs)
+        fq = forget_quality(unlearned_confs[:n], gold_confs[:n])
         gold = gold_metrics(art)[:n]
         ra_u = float(np.mean([s["retain_acc"] for s in per_seed[:n]]))
         ta_u = float(np.mean([s["test_acc"] for s in per_seed[:n]]))
@@ -275,8 +276,8 @@ def submission_metrics(
                 out["score_norm"] = out["score"] / ceiling
     if len(art.in_models) >= 2 and len(art.gold) >= 3 and outputs:
         lira = lira_attack(
-            _confs(outputs, art),
-            _confs((m.outputs for m in art.gold), art),
+            unlearned_confs,
+            gold_confs,
             _confs((m.outputs for m in art.in_models), art),
             fix_variance=art.scenario.lira.fix_variance,
         )

@@ -137,15 +137,6 @@ def fork_server() -> ForkServer:
     return _server
 
 
-def stop_fork_server() -> None:
-    """Close the process's fork server, if one runs (it exits when its stdin closes)."""
-    global _server
-    if _server is not None and _server.alive:
-        _server.proc.stdin.close()
-        _server.proc.wait(timeout=30)
-    _server = None
-
-
 class ForkedWorker:
     """A child of the warm fork server; it makes itself a session leader first thing."""
 

@@ -18,8 +18,6 @@ and retain rows.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -29,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .artifacts import CACHE_VERSION, ModelOutputs
-from .cache import Cache
+from .cache import Cache, key_of, link_or_copy
 from .errors import UsageError
 from .paths import cache_root
 from .runner import Limits, SeedOutcome, run_worker
@@ -83,14 +81,10 @@ def training_params(sub: Submission) -> dict[str, Any]:
     return {k: sub.params[k] for k in names}
 
 
-def _hash(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
 def _key(sub: Submission, art: Artifacts, seed: int, device: str) -> str:
     # The stage sees the training set, the architecture and the recipe, not the forget
     # set: scenarios that differ only in what they forget share it.
-    return _hash(
+    return key_of(
         {
             "s": sub.scenario.section_hash("data", "model", "train"),
             "data": art.data.fingerprint,
@@ -198,7 +192,7 @@ def train_seeds(
             )
             on_event(f"training stage, seed {seed}: {failed.status}: {failed.error}")
             continue
-        outputs_key = _hash({"stage": key, "spec": out_spec.to_dict()})
+        outputs_key = key_of({"stage": key, "spec": out_spec.to_dict()})
         out_entry = cache.get_or_build(
             "method-train-outputs", outputs_key, build_outputs(entry.file("weights.pt"))
         )
@@ -246,10 +240,8 @@ def add_to_task(
 ) -> None:
     """Point a seed's unlearn task at its trained model, a private copy of its state folder
     (so nothing the method writes there can touch the cache) and the index file."""
-    from .submit import _link_or_copy
-
     folder.mkdir(parents=True, exist_ok=True)
-    _link_or_copy(trained.weights, folder / "trained.pt")
+    link_or_copy(trained.weights, folder / "trained.pt")
     shutil.copytree(trained.state, folder / "state")
     task["start_spec"] = out_spec.to_dict()
     task["inputs"] = {

@@ -9,7 +9,6 @@ is first trained, or loaded from the cache, once per seed (`method_training.py`)
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, registry
+from .cache import link_or_copy
 from .errors import UsageError
 from .method import Method, has_training_stage, instantiate
 from .paths import work_root
@@ -105,19 +105,12 @@ def plan(
     )
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
 def write_inputs(sub: Submission, art, folder: Path) -> dict[str, str | None]:
     """The only files a worker gets: original weights and the declared sets."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    _link_or_copy(art.original.weights, folder / "original.pt")
+    link_or_copy(art.original.weights, folder / "original.pt")
     inputs: dict[str, str | None] = {
         "model": str(folder / "original.pt"),
         "forget": None,
@@ -188,7 +181,7 @@ def run(
         submission_metrics,
     )
     from .launch import prestart
-    from .runner import Limits, run_worker
+    from .runner import Limits, SeedOutcome, run_worker
 
     device = resolve_device(device)
     prestart(device)
@@ -220,15 +213,14 @@ def run(
             task = worker_task(sub, art, inputs, seed, budget, device)
             stage = trained.get(seed)
             extra: dict[str, float] = {}
-            if stage is None:
-                outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
-            elif isinstance(stage, method_training.TrainedMethod):
-                folder = work / "inputs" / f"seed-{seed}"
-                method_training.add_to_task(task, stage, out_spec, index, folder)
-                extra = method_training.trained_metrics(stage, art)
-                outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
-            else:  # the training stage failed: that is this seed's outcome
+            if isinstance(stage, SeedOutcome):  # the training stage failed: this seed's outcome
                 outcome = stage
+            else:
+                if stage is not None:  # start from this seed's trained model
+                    folder = work / "inputs" / f"seed-{seed}"
+                    method_training.add_to_task(task, stage, out_spec, index, folder)
+                    extra = method_training.trained_metrics(stage, art)
+                outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
             metrics: dict[str, float] = {}
             if outcome.startup_seconds is not None:
                 startups.append(outcome.startup_seconds)

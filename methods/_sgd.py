@@ -2,9 +2,10 @@
 (OPTML-Group/Unlearn-Saliency `Classification/unlearn/impl.py` and the `*_iter`
 functions of `unlearn/*.py`) and the SCRUB repo's `thirdparty/repdistiller/helper`.
 
-- `sgd`: the optimizer every SalUn-family method (and SCRUB) builds, `SGD(lr, momentum 0.9,
-  weight decay 5e-4)` by default; its MultiStepLR (milestones 91, 136) never fires
-  within an unlearning run, so the rate is constant and no scheduler is built.
+- The optimizer every SalUn-family method (and SCRUB) builds is a plain `torch.optim.SGD`
+  (the methods' fields default to momentum 0.9, weight decay 5e-4); its MultiStepLR
+  (milestones 91, 136) never fires within an unlearning run, so the rate is constant
+  and no scheduler is built.
 - `run_pass`: one pass over a stream of batches, one optimizer step per batch, with
   SalUn's optional weight mask, stopping as soon as the budget has expired.
 - `WeightMask`: SalUn's saliency mask in either of its two published semantics.
@@ -24,11 +25,6 @@ from mu_bench.task import Budget
 Batch = TypeVar("Batch")
 MaskMode = Literal["gradient", "reset"]
 
-
-def sgd(
-    params: Iterable[nn.Parameter], lr: float, momentum: float = 0.9, weight_decay: float = 5e-4
-) -> torch.optim.SGD:
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 class WeightMask:

@@ -43,7 +43,7 @@ from torch import nn
 from mu_bench.method import Method, Reads, Scope
 from mu_bench.task import UnlearnTask
 
-from ._sgd import run_pass, sgd
+from ._sgd import run_pass
 
 
 def fgsm(
@@ -84,7 +84,9 @@ class BoundaryShrink(Method):
         pixels = self.input_domain == "pixels" or (
             self.input_domain == "auto" and len(task.model_spec.input_shape) == 3
         )
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
         model.train()
 
         def loss(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

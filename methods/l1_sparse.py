@@ -31,7 +31,7 @@ from torch import nn
 from mu_bench.method import Method, Reads
 from mu_bench.task import UnlearnTask
 
-from ._sgd import run_pass, sgd
+from ._sgd import run_pass
 
 
 class L1Sparse(Method):
@@ -59,7 +59,9 @@ class L1Sparse(Method):
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         model = task.model
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
         model.train()
         l1_epochs = self.epochs - self.no_l1_epochs
         for epoch in range(self.epochs):

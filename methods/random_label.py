@@ -35,7 +35,7 @@ from torch import nn
 from mu_bench.method import Method, Reads
 from mu_bench.task import Split, UnlearnTask
 
-from ._sgd import WeightMask, random_labels, run_pass, sgd
+from ._sgd import WeightMask, random_labels, run_pass
 
 
 class RandomLabel(Method):
@@ -64,7 +64,9 @@ class RandomLabel(Method):
         self, task: UnlearnTask, model: nn.Module, mask: WeightMask | None
     ) -> nn.Module:
         """The RL epochs, through `mask` when one is given (SalUn)."""
-        opt = sgd(model.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
         model.train()
 
         def ce(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

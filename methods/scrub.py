@@ -34,7 +34,7 @@ from torch import nn
 from mu_bench.method import Method, Reads
 from mu_bench.task import UnlearnTask
 
-from ._sgd import run_pass, sgd, step_decay
+from ._sgd import run_pass, step_decay
 
 
 def distill_kl(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
@@ -71,7 +71,9 @@ class Scrub(Method):
         teacher = copy.deepcopy(student).eval()
         for p in teacher.parameters():
             p.requires_grad_(False)
-        opt = sgd(student.parameters(), self.lr, self.momentum, self.weight_decay)
+        opt = torch.optim.SGD(
+            student.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
         student.train()
 
         def kl(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -42,16 +42,6 @@ def home(tmp_path, monkeypatch, shared_cache) -> Path:
     return tmp_path / "home"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _no_fork_server_outlives_its_module():
-    """In-process submissions start a fork server in the test process; stop it after each
-    module, so a later module's process checks (test_faults) see no worker of ours."""
-    yield
-    from mu_bench.launch import stop_fork_server
-
-    stop_fork_server()
-
-
 def plugin_path(*names: str) -> str:
     """A PYTHONPATH that adds the named test plugin folders (each with its dist-info)."""
     parts = [str(PLUGINS / n) for n in names]

@@ -34,8 +34,9 @@ rules stand in for the row's 400 when fewer. A rule's epsilon depends only on it
 error counts, so the epsilons of all (N + 1)^2 count pairs are computed once and looked
 up. The thresholds are built exactly as the reference builds them, and the results
 equal a literal brute-force transcription of the reference (tests/reference_metrics.py;
-benchmarks/epsilon_speed.py times both: 0.7 s against 14 s for N = 64 on the digits
-forget set of 144 examples; about 3 ms per example at N = 8 to 64).
+benchmarks/epsilon_speed.py times both: 0.8 s against 16 s for N = 64 on the digits
+forget set of 144 examples, about 5 ms per example; at N = 8, about 2 ms per example:
+9 s for CIFAR's 4,500, benchmarks/metrics_at_scale.py).
 
 Deviations, each without effect on F: rates are exact fractions in float64 (the
 reference averages float32 indicators; epsilons differ by < 1e-6, and a bin edge at a

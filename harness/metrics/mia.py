@@ -18,8 +18,9 @@ Feature: the softmax probability of the true label. An RBF `SVC(C=3, gamma="auto
 trained on the first |D_t| retain examples (members, 1) against the test set
 (non-members, 0), then applied to the forget set; the score is the fraction of forget
 examples predicted non-member (higher means more forgotten; compare with gold's value,
-about 0.13 for SalUn's CIFAR-10 retrain). About 20 ms on digits; the SVC is quadratic
-in |D_t|, about 7 s for CIFAR's 10,000 + 10,000 on this CPU.
+about 0.13 for SalUn's CIFAR-10 retrain). About 30 ms on digits; the SVC is quadratic
+in |D_t|: about 17 s for CIFAR's 10,000 + 10,000 on this CPU
+(`benchmarks/metrics_at_scale.py`).
 """
 
 from __future__ import annotations
