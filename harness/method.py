@@ -24,7 +24,7 @@ Class-level declarations (not hyperparameters):
 
 Optional training stage (methods that change training itself, SISA): `train(task:
 TrainTask) -> nn.Module` runs once per (training set, method, training fields, seed)
-in a worker at prepare time and is cached (`method_training.py`); `unlearn` then starts
+in a worker and is cached (`submission/training_stage.py`); `unlearn` then starts
 from the model it returned. `train_fields` names the fields that change what `train`
 does (None: all of them), so changing another field reuses the cached stage;
 `train_version` is bumped when the training code changes.
@@ -43,7 +43,7 @@ from .validation import describe_errors
 if TYPE_CHECKING:
     from torch import nn
 
-    from .models import ModelSpec
+    from .models.spec import ModelSpec
     from .task import TrainTask, UnlearnTask
 
 Reads = Literal["none", "forget", "retain", "both"]
@@ -70,6 +70,16 @@ class Method(BaseModel):
 
     def output_spec(self, spec: ModelSpec) -> ModelSpec:
         return spec
+
+    @classmethod
+    def preset_for(cls, dataset: str, rule: str) -> tuple[str | None, dict[str, Any]]:
+        """The preset for a scenario: the key `"<dataset>-<rule>"` (rule: `random` or
+        `class`, e.g. `"cifar10-class"`) wins over the plain `"<dataset>"` key. Returns
+        the key used (None without a preset) and its values."""
+        for key in (f"{dataset}-{rule}", dataset):
+            if key in cls.presets:
+                return key, dict(cls.presets[key])
+        return None, {}
 
     @classmethod
     def summary(cls) -> str:

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from mu_bench.errors import UsageError
 from mu_bench.paths import home
-from mu_bench.report import Report
+from mu_bench.submission.report import Report
 
 EXPERIMENT_PREFIX = "mu-bench/"
 VALID_FORMS = (
@@ -169,9 +169,12 @@ def _finite_metrics(values: dict[str, float], step_time: int):
     ]
 
 
-def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> str:
-    """Log a submission: parent run, one nested run per seed. Returns the parent run id."""
+def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> Report:
+    """Log a submission: a parent run, one nested run per seed, the figures, and
+    `report.json`. The run is created first, so the logged report carries its run id and
+    is exactly the document returned (what `--json` prints)."""
     import time
+    from dataclasses import replace
 
     from mlflow.entities import Param, RunTag
 
@@ -201,6 +204,7 @@ def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> 
         }
         parent = c.create_run(exp_id, tags=tags, run_name=report.method)
         run_id = parent.info.run_id
+        report = replace(report, run_id=run_id)
         params = {f"{k}": v for k, v in report.params.items()}
         params.update(budget_seconds=report.budget_seconds, seeds=len(report.seeds))
         metrics = dict(report.metrics)
@@ -237,4 +241,4 @@ def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> 
                 c.log_text(child.info.run_id, (s.traceback or s.error), "error.txt")
             c.set_terminated(child.info.run_id, "FINISHED" if s.status == "ok" else "FAILED")
         c.set_terminated(run_id, "FINISHED" if report.seeds_ok else "FAILED")
-    return run_id
+    return report

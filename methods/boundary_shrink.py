@@ -40,10 +40,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads, Scope
-from mu_bench.task import UnlearnTask
-
-from ._sgd import run_pass
+from mu_bench.api import Method, Reads, Scope, UnlearnTask, run_pass
 
 
 def fgsm(

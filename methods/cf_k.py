@@ -35,11 +35,15 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.layers import last_stages, stage_parameters
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
-
-from ._sgd import run_pass, step_decay
+from mu_bench.api import (
+    Method,
+    Reads,
+    UnlearnTask,
+    last_stages,
+    run_pass,
+    stage_parameters,
+    step_decay,
+)
 
 
 class CFk(Method):

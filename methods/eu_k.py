@@ -30,8 +30,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mu_bench.layers import last_stages, stage_parameters
-from mu_bench.task import UnlearnTask
+from mu_bench.api import UnlearnTask, last_stages, stage_parameters
 
 from .cf_k import CFk
 

@@ -37,9 +37,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mu_bench.fisher import diagonal_fisher
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
+from mu_bench.api import Method, Reads, UnlearnTask, diagonal_fisher
 
 
 class FisherForgetting(Method):

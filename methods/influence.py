@@ -38,10 +38,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import Split, UnlearnTask
-
-from ._grads import chunk_size, flat_grad, per_sample_grads
+from mu_bench.api import Method, Reads, Split, UnlearnTask, chunk_size, flat_grad, per_sample_grads
 
 WOODFISHER_N = 1000  # `N` in `woodfisher`: damping and (plus 2) number of samples
 

@@ -44,10 +44,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.fisher import diagonal_fisher
-from mu_bench.method import Method, Reads, Scope
-from mu_bench.task import Split, UnlearnTask
-from mu_bench.training import predict_logits
+from mu_bench.api import Method, Reads, Scope, Split, UnlearnTask, diagonal_fisher, predict_logits
 
 
 def _accuracy(model: nn.Module, split: Split) -> float:

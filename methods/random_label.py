@@ -32,10 +32,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import Split, UnlearnTask
-
-from ._sgd import WeightMask, random_labels, run_pass
+from mu_bench.api import Method, Reads, Split, UnlearnTask, WeightMask, random_labels, run_pass
 
 
 class RandomLabel(Method):

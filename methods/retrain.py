@@ -10,9 +10,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
-from mu_bench.training import fit
+from mu_bench.api import Method, Reads, UnlearnTask, fit
 
 
 class Retrain(Method):

@@ -39,10 +39,8 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Reads
-from mu_bench.task import UnlearnTask
+from mu_bench.api import MaskMode, Reads, UnlearnTask, WeightMask
 
-from ._sgd import MaskMode, WeightMask
 from .random_label import RandomLabel
 
 

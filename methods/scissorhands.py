@@ -58,11 +58,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.layers import last_stages, stage_parameters
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
-
-from ._grads import flat_grad
+from mu_bench.api import Method, Reads, UnlearnTask, flat_grad, last_stages, stage_parameters
 
 MARGIN = 0.5  # project2cone2's defaults
 EPS = 1e-3

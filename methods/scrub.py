@@ -31,10 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
-
-from ._sgd import run_pass, step_decay
+from mu_bench.api import Method, Reads, UnlearnTask, run_pass, step_decay
 
 
 def distill_kl(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:

@@ -58,12 +58,18 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mu_bench.ensemble import ensemble_spec
-from mu_bench.method import Method, Reads
-from mu_bench.models import ModelSpec, build_model
-from mu_bench.seeding import derive_seed
-from mu_bench.task import Split, TrainTask, UnlearnTask
-from mu_bench.training import fit
+from mu_bench.api import (
+    Method,
+    ModelSpec,
+    Reads,
+    Split,
+    TrainTask,
+    UnlearnTask,
+    build_model,
+    derive_seed,
+    ensemble_spec,
+    fit,
+)
 
 SHARDS_FILE = "shards.pt"
 
