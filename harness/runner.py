@@ -126,6 +126,7 @@ def run_worker(seed: int, seed_dir: Path, task: dict[str, Any], limits: Limits) 
                 status="timeout",
                 unlearn_seconds=seconds,
                 error=f"unlearn() took {seconds:.2f} s, over the {limits.budget:g} s budget",
+                reported=_reported(result),  # what it says it did (retrain: epochs done)
                 **common,
             )
         return SeedOutcome(

@@ -39,7 +39,7 @@ class Submission:
     params: dict[str, Any]
     preset: str | None
     seeds: int
-    budget: str | float | None  # seconds, "N%" of retrain time, or None for the scenario's
+    budget: str | float | None  # seconds, "N%" of retrain time, or None for the default
 
 
 def parse_budget(text: str | None) -> str | float | None:
@@ -63,9 +63,21 @@ def parse_budget(text: str | None) -> str | float | None:
         ) from None
 
 
-def budget_seconds(budget: str | float | None, scenario: Scenario, retrain_seconds: float) -> float:
+def budget_seconds(
+    budget: str | float | None,
+    scenario: Scenario,
+    retrain_seconds: float,
+    method_default: str | None = None,
+) -> float:
+    """The budget in seconds: the user's (seconds or a share of the retrain time) when
+    given; else the method's `default_budget`, but never less than the scenario's
+    budget; else the scenario's."""
     if budget is None:
-        return scenario.budget.seconds
+        seconds = scenario.budget.seconds
+        default = parse_budget(method_default)
+        if default is not None:
+            seconds = max(seconds, budget_seconds(default, scenario, retrain_seconds))
+        return seconds
     if isinstance(budget, str):
         return float(budget[:-1]) / 100.0 * retrain_seconds
     return float(budget)
@@ -87,9 +99,16 @@ def plan(
     preset = None
     merged: dict[str, Any] = {}
     if use_preset and isinstance(cls, type) and issubclass(cls, Method):
-        preset_values = cls.presets.get(scenario.data.dataset)
-        if preset_values:
-            preset, merged = scenario.data.dataset, dict(preset_values)
+        preset, merged = cls.preset_for(scenario.data.dataset, scenario.forget.rule)
+    default_budget = getattr(cls, "default_budget", None)
+    if default_budget is not None:
+        try:
+            parse_budget(default_budget)
+        except UsageError:
+            raise UsageError(
+                f"method '{method_name}' declares default_budget = {default_budget!r}: give "
+                "seconds (e.g. '30') or a percentage of the retrain time (e.g. '150%')"
+            ) from None
     merged.update(params or {})
     method = instantiate(cls, method_name, merged)
     if seeds is not None and seeds < 1:
@@ -152,6 +171,22 @@ def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: m.get(k, float("nan")) for k in names} for m in per_seed]
 
 
+def _truncation_notes(method: str, results: list[SeedResult]) -> list[str]:
+    """A note when a method that reports `truncated` (retrain) stopped at the budget, on
+    a seed that finished in time or one that overran it by its last step (a timeout)."""
+    cut = [r for r in results if r.metrics.get("method.truncated", 0.0) > 0]
+    if not cut:
+        return []
+    done = min(r.metrics.get("method.epochs_completed", float("nan")) for r in cut)
+    planned = cut[0].metrics.get("method.epochs", float("nan"))
+    seeds = ", ".join(str(r.seed) for r in cut)
+    what = "not the oracle" if method == "retrain" else "not a full run of its recipe"
+    return [
+        f"{method} stopped at the budget after {done:g} of {planned:g} epochs "
+        f"(seed {seeds}): {what}"
+    ]
+
+
 def run(
     sub: Submission,
     device: str = "auto",
@@ -194,7 +229,9 @@ def run(
         f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
         f"(retrain {art.retrain_seconds:.2f} s)"
     )
-    budget = budget_seconds(sub.budget, sub.scenario, art.retrain_seconds)
+    budget = budget_seconds(
+        sub.budget, sub.scenario, art.retrain_seconds, type(sub.method).default_budget
+    )
     out_spec = sub.method.output_spec(art.spec)
     work = work_root() / f"{sub.scenario.name}-{sub.entry.name}-{uuid.uuid4().hex[:8]}"
     try:
@@ -222,6 +259,8 @@ def run(
                     extra = method_training.trained_metrics(stage, art)
                 outcome = run_worker(seed, work / f"seed-{seed}", task, limits)
             metrics: dict[str, float] = {}
+            if outcome.status == "timeout":  # not scored; what the method said it did stays
+                metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
             if outcome.startup_seconds is not None:
                 startups.append(outcome.startup_seconds)
             clock = time.perf_counter()
@@ -284,6 +323,7 @@ def run(
     if not in_scope:
         notes.append("out of scope: a class-unlearning method run on random forgetting")
     notes.extend(across.notes)
+    notes.extend(_truncation_notes(sub.entry.name, results))
     report = Report(
         scenario=sub.scenario.name,
         scenario_hash=sub.scenario.content_hash,

@@ -27,6 +27,10 @@ the notebook's own logs show forget accuracy at 0 after epochs 1-2 and retained-
 accuracy falling from 96-97% to 70-80% by epoch 5, and with no retain set the forget
 set is the only signal a blinded method may stop on.
 
+Presets per setting: the repository's only experiment is the MNIST notebook; the
+paper's CIFAR settings have no values we could read, so `cifar10-class` (its scope)
+and the random settings run the defaults.
+
 Deviations, each with its reason:
 - The Fisher is computed with the whole model in eval mode; the original puts only
   BatchNorm in eval mode, so dropout (none in mu-bench's models) would stay on. Eval
