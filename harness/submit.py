@@ -179,12 +179,10 @@ def _truncation_notes(method: str, results: list[SeedResult]) -> list[str]:
         return []
     done = min(r.metrics.get("method.epochs_completed", float("nan")) for r in cut)
     planned = cut[0].metrics.get("method.epochs", float("nan"))
-    seeds = ", ".join(str(r.seed) for r in cut)
+    seeds = ("seed " if len(cut) == 1 else "seeds ") + ", ".join(str(r.seed) for r in cut)
     what = "not the oracle" if method == "retrain" else "not a full run of its recipe"
-    return [
-        f"{method} stopped at the budget after {done:g} of {planned:g} epochs "
-        f"(seed {seeds}): {what}"
-    ]
+    stopped = f"{method} stopped at the budget after {done:g} of {planned:g} epochs"
+    return [f"{stopped} ({seeds}): {what}"]
 
 
 def run(

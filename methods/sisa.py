@@ -37,9 +37,9 @@ ensemble and retrains the shards that held forget examples; it reports
 `mu_bench.ensemble` for what the vote's logits mean to the loss-based metrics).
 
 No digits preset: the code's 5 shards and 1 slice run as they are (on digits-class3 the
-ensemble's test accuracy is 0.94 against the original model's 0.96). The paper gives no
-per-setting values for CIFAR-10 or CIFAR-100 (its CIFAR experiments are not in the
-repository, which ships Purchase and SVHN only), so there are no CIFAR presets either.
+ensemble's test accuracy is 0.94 against the original model's 0.96). No CIFAR presets:
+the repository's only scripts are for Purchase (an SVHN architecture has none) and the
+paper's CIFAR values could not be read, so the three CIFAR settings run the defaults.
 With 10% random forgetting, 5 shards are all hit (a shard escapes 144 random deletions
 with probability (1 - 1/S)^144), so SISA saves nothing there unless S is large: that is
 the paper's own caveat about many deletion requests, not a fault.
