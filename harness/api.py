@@ -6,8 +6,8 @@ subclass (typed hyperparameters as fields, `unlearn(task: UnlearnTask) -> nn.Mod
 optionally `train(task: TrainTask)`); its task holds `Split`s of data and a `Budget`.
 The toolkit is what the built-in methods share and a third party may reuse:
 
-- training: `TrainConfig` (the scenario's recipe), `fit`, `predict_logits`,
-  `make_optimizer`;
+- training: `TrainConfig` (the scenario's recipe), `fit`, `TrainingRun` (one optimizer and
+  schedule across several `fit` calls, resumable), `predict_logits`, `make_optimizer`;
 - models: `ModelSpec`, `build_model`, `ensemble_spec`;
 - layer stages of any architecture: `stages`, `last_stages`, `stage_parameters`,
   `NORM_TYPES`;
@@ -32,7 +32,7 @@ from .toolkit.grads import chunk_size, flat_grad, n_params, per_sample_grads
 from .toolkit.layers import NORM_TYPES, last_stages, stage_parameters, stages
 from .toolkit.recipe import TrainConfig
 from .toolkit.sgd import MaskMode, WeightMask, random_labels, run_pass, step_decay
-from .toolkit.training import fit, make_optimizer, predict_logits
+from .toolkit.training import TrainingRun, fit, make_optimizer, predict_logits
 
 __all__ = [
     "NORM_TYPES",
@@ -46,6 +46,7 @@ __all__ = [
     "Split",
     "TrainConfig",
     "TrainTask",
+    "TrainingRun",
     "UnlearnTask",
     "WeightMask",
     "build_model",

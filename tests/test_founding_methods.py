@@ -152,7 +152,7 @@ def _resnet():
 
 
 @pytest.mark.parametrize("model_fn", [_resnet, None], ids=["resnet18", "digits-mlp"])
-def test_scissorhands_resets_exactly_the_requested_fraction(model_fn):
+def test_scissorhands_eligible_rule_resets_exactly_the_requested_fraction(model_fn):
     if model_fn is None:
         torch.manual_seed(0)
         model = build_model(ModelSpec("mlp", {"hidden": [256, 256]}, (1, 8, 8), 10))
@@ -167,7 +167,7 @@ def test_scissorhands_resets_exactly_the_requested_fraction(model_fn):
         assert not any(".bn" in k or "downsample.1" in k for k in eligible)
         assert "layer4.0.downsample.0.weight" in eligible and "fc.bias" in eligible
     saliency = sh.snip_saliency(model, [(x, y)])
-    masks = sh.reset_masks(saliency, eligible, 0.97)
+    masks = sh.reset_masks(saliency, eligible, 0.97, rank_among="eligible")
     n_eligible = sum(saliency[k].numel() for k in eligible)
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
     assert sh.reinitialise(model, masks) == n_eligible - int(0.97 * n_eligible)

@@ -135,6 +135,7 @@ def run_job(job: Job, folder: Path) -> Outcome:
                 status="timeout",
                 seconds=result.seconds,
                 error=f"the call took {result.seconds:.2f} s, over the {limits.budget:g} s budget",
+                reported=result.metrics,  # what it says it did (retrain: epochs done)
                 **common,
             )
         return Outcome(

@@ -51,6 +51,20 @@ def _error(outcome: Outcome) -> str | None:
     return outcome.error
 
 
+def _truncation_notes(method: str, seeds: list[SeedReport]) -> list[str]:
+    """A note when a method that reports `truncated` (retrain) stopped at the budget, on
+    a seed that finished in time or one that overran it by its last step (a timeout)."""
+    cut = [s for s in seeds if s.metrics.get("method.truncated", 0.0) > 0]
+    if not cut:
+        return []
+    done = min(s.metrics.get("method.epochs_completed", float("nan")) for s in cut)
+    planned = cut[0].metrics.get("method.epochs", float("nan"))
+    which = ("seed " if len(cut) == 1 else "seeds ") + ", ".join(str(s.seed) for s in cut)
+    what = "not the oracle" if method == "retrain" else "not a full run of its recipe"
+    stopped = f"{method} stopped at the budget after {done:g} of {planned:g} epochs"
+    return [f"{stopped} ({which}): {what}"]
+
+
 def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
     """Every seed's metrics with the same keys (NaN where a method reported a number on
     some seeds only), so that `aggregate` averages each over the seeds that have it."""
@@ -71,6 +85,8 @@ def evaluate(
     seeds, outputs = [], {}
     for outcome in execution.outcomes:
         metrics: dict[str, float] = {}
+        if outcome.status == "timeout":  # not scored; what the method said it did stays
+            metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
         if outcome.status == "ok":
             model, _ = load_weights(outcome.weights, execution.out_spec, device)
             outputs[outcome.seed] = infer(model, art.data)
@@ -105,6 +121,7 @@ def evaluate(
     in_scope = not (cls.scope == "class" and sub.scenario.forget.rule != "class")
     notes = [] if in_scope else ["out of scope: a class-unlearning method run on random forgetting"]
     notes.extend(across.notes)
+    notes.extend(_truncation_notes(sub.entry.name, seeds))
     all_timings = {
         **(timings or {}),
         **execution.timings,

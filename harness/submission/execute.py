@@ -120,7 +120,9 @@ def execute(
     `grace` seconds after its budget."""
     executor = executor or SerialExecutor()
     prestart(device)
-    budget = budget_seconds(sub.budget, sub.scenario, art.retrain_seconds)
+    budget = budget_seconds(
+        sub.budget, sub.scenario, art.retrain_seconds, type(sub.method).default_budget
+    )
     out_spec = sub.method.output_spec(art.spec)
     files = write_inputs(sub, art, work / INPUTS)
     seeds = range(sub.seeds)

@@ -28,7 +28,7 @@ class Submission:
     params: dict[str, Any]  # the validated hyperparameters, JSON types
     preset: str | None  # the preset key applied, if any
     seeds: int
-    budget: str | float | None  # seconds, "N%" of retrain time, or None for the scenario's
+    budget: str | float | None  # seconds, "N%" of retrain time, or None for the default
 
 
 def method_ref(entry: registry.MethodEntry) -> MethodRef:
@@ -57,10 +57,21 @@ def parse_budget(text: str | None) -> str | float | None:
         ) from None
 
 
-def budget_seconds(budget: str | float | None, scenario: Scenario, retrain_seconds: float) -> float:
-    """The budget in seconds: the scenario's by default, or a share of the retrain time."""
+def budget_seconds(
+    budget: str | float | None,
+    scenario: Scenario,
+    retrain_seconds: float,
+    method_default: str | None = None,
+) -> float:
+    """The budget in seconds: the user's (seconds or a share of the retrain time) when
+    given; else the method's `default_budget`, but never less than the scenario's
+    budget; else the scenario's."""
     if budget is None:
-        return scenario.budget.seconds
+        seconds = scenario.budget.seconds
+        default = parse_budget(method_default)
+        if default is not None:
+            seconds = max(seconds, budget_seconds(default, scenario, retrain_seconds))
+        return seconds
     if isinstance(budget, str):
         return float(budget[:-1]) / 100.0 * retrain_seconds
     return float(budget)
@@ -82,6 +93,15 @@ def plan(
     preset, merged = None, {}
     if use_preset and isinstance(cls, type) and issubclass(cls, Method):
         preset, merged = cls.preset_for(scenario.data.dataset, scenario.forget.rule)
+    default_budget = getattr(cls, "default_budget", None)
+    if default_budget is not None:
+        try:
+            parse_budget(default_budget)
+        except UsageError:
+            raise UsageError(
+                f"method '{method_name}' declares default_budget = {default_budget!r}: give "
+                "seconds (e.g. '30') or a percentage of the retrain time (e.g. '150%')"
+            ) from None
     merged.update(params or {})
     method = instantiate(cls, method_name, merged)
     if seeds is not None and seeds < 1:

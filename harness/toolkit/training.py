@@ -3,12 +3,14 @@
 Data stays in tensors on the device and is batched by index (no DataLoader), with
 augmentation on the device: an MLP on digits trains 30 epochs in under a second on two
 CPU cores. On CUDA, `fit` trains in mixed precision with channels_last (`accel.py`).
-`fit` follows a scenario's `[train]` recipe; `predict_logits` is the one batched
-inference pass per model that all metrics are computed from.
+`fit` follows a scenario's `[train]` recipe (a `TrainingRun` carries one optimizer and
+schedule across several `fit` calls); `predict_logits` is the one batched inference pass
+per model that all metrics are computed from.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -51,11 +53,13 @@ def make_optimizer(recipe: TrainConfig, params: Iterable[nn.Parameter], lr: floa
 
 
 class _Schedule:
-    """Wraps a torch LR scheduler and steps it per batch or per epoch as the recipe needs."""
+    """Wraps a torch LR scheduler and steps it per batch or per epoch as the recipe needs;
+    counts the batches and epochs it has seen (where a resumed run takes up again)."""
 
-    def __init__(self, recipe: TrainConfig, optimizer, steps_per_epoch: int, epochs: int):
-        total = max(1, steps_per_epoch * epochs)
+    def __init__(self, recipe: TrainConfig, optimizer, total_steps: int):
+        total = max(1, total_steps)
         self.per_epoch = recipe.schedule == "multistep"
+        self.steps = self.epochs = 0
         if recipe.schedule == "cosine":
             self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
         elif recipe.schedule == "onecycle":
@@ -70,12 +74,76 @@ class _Schedule:
             self.sched = None
 
     def after_batch(self) -> None:
+        self.steps += 1
         if self.sched is not None and not self.per_epoch:
             self.sched.step()
 
     def after_epoch(self) -> None:
+        self.epochs += 1
         if self.sched is not None and self.per_epoch:
             self.sched.step()
+
+
+class TrainingRun:
+    """One optimizer and one learning-rate schedule for a run that several `fit` calls
+    share, as one optimizer built before a loop over data slices would be (SISA trains
+    each member slice by slice): momentum carries over from call to call, per-epoch
+    milestones count the run's epochs, and per-batch schedules (cosine, one-cycle) span
+    `total_steps`, the run's batches over all its calls.
+
+    `state_dict()` between calls, saved with the weights, lets a later process continue
+    the run from there with `resume`: the schedule is fast-forwarded to the steps and
+    epochs already taken (over the resumed run's own `total_steps`) and the optimizer
+    gets back its per-parameter state (momentum buffers, Adam's moments)."""
+
+    def __init__(
+        self, model: nn.Module, recipe: TrainConfig, total_steps: int, lr: float | None = None
+    ):
+        self.optimizer = make_optimizer(recipe, model.parameters(), lr)
+        self.schedule = _Schedule(recipe, self.optimizer, total_steps)
+
+    @property
+    def steps(self) -> int:
+        return self.schedule.steps
+
+    @property
+    def epochs(self) -> int:
+        return self.schedule.epochs
+
+    def state_dict(self) -> dict:
+        """Per-parameter optimizer state (on the CPU) and the steps and epochs taken."""
+        state = self.optimizer.state_dict()["state"]
+        cpu = {i: {k: _cpu(v) for k, v in s.items()} for i, s in state.items()}
+        return {"optimizer_state": cpu, "steps": self.steps, "epochs": self.epochs}
+
+    @classmethod
+    def resume(
+        cls,
+        model: nn.Module,
+        recipe: TrainConfig,
+        total_steps: int,
+        state: dict,
+        lr: float | None = None,
+    ) -> TrainingRun:
+        """The run `state` was taken from, continued on `model` (already holding the
+        weights saved with `state`)."""
+        run = cls(model, recipe, total_steps, lr)
+        sched = run.schedule
+        ticks = state["epochs"] if sched.per_epoch else state["steps"]
+        with warnings.catch_warnings():  # stepping a scheduler with no optimizer step
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(ticks if sched.sched is not None else 0):
+                sched.sched.step()
+        sched.steps, sched.epochs = state["steps"], state["epochs"]
+        # The hyperparameters stay the fast-forwarded ones (lr, one-cycle's momentum);
+        # only the per-parameter state comes from the saved run.
+        groups = run.optimizer.state_dict()["param_groups"]
+        run.optimizer.load_state_dict({"state": state["optimizer_state"], "param_groups": groups})
+        return run
+
+
+def _cpu(value):
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
 
 
 def fit(
@@ -88,19 +156,27 @@ def fit(
     lr: float | None = None,
     budget: Budget | None = None,
     accel: Accel | None = None,
+    run: TrainingRun | None = None,
 ) -> nn.Module:
     """Train `model` on `data` with the recipe (epochs/lr overridable); stop early at budget.
 
     `accel` defaults to `Accel.auto`: mixed precision and channels_last on CUDA, plain
-    float32 on the CPU."""
+    float32 on the CPU. Without `run` (every caller but SISA) the call builds its own
+    optimizer and a schedule over its own `epochs`; with `run`, it continues that run's
+    optimizer and schedule (which then has its own rate: `lr` must stay None)."""
     epochs = recipe.epochs if epochs is None else epochs
     device = next(model.parameters()).device
     accel = Accel.auto(device, model) if accel is None else accel
     model = accel.prepare(model)
     scaler = accel.scaler(device)
-    optimizer = make_optimizer(recipe, model.parameters(), lr)
-    steps = -(-len(data) // recipe.batch_size)
-    schedule = _Schedule(recipe, optimizer, steps, epochs)
+    if run is None:
+        optimizer = make_optimizer(recipe, model.parameters(), lr)
+        steps = -(-len(data) // recipe.batch_size)
+        schedule = _Schedule(recipe, optimizer, steps * epochs)
+    elif lr is not None:
+        raise ValueError("fit: give `lr` to the TrainingRun, not to a call that continues it")
+    else:
+        optimizer, schedule = run.optimizer, run.schedule
     model.train()
     for _ in range(epochs):
         for x, y in data.batches(recipe.batch_size, generator=generator, augment=True):
