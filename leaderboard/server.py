@@ -134,7 +134,7 @@ def _as_owner(cmd: list[str]) -> list[str]:
 def _owner_can_reach(folder: Path) -> bool:
     """Whether the PostgreSQL user can enter `folder` (every parent searchable)."""
     if not _is_root():
-        return os.access(folder, os.X_OK | os.W_OK)
+        return os.access(folder, os.X_OK)
     probe = subprocess.run(_as_owner(["test", "-x", str(folder)]), capture_output=True)
     return probe.returncode == 0
 
@@ -168,11 +168,14 @@ def check_postgres_dir(folder: Path) -> None:
                 "stop it first or give another folder"
             )
         return
-    parent = folder if folder.is_dir() else folder.parent
+    # `folder` itself will be ours (chowned to postgres under root); its parent must let
+    # PostgreSQL through.
+    parent = folder.parent
     if not parent.is_dir():
         raise UsageError(f"--postgres-dir {folder}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--postgres-dir {folder}: folder {parent} is not writable")
+    writable = folder if folder.is_dir() else parent
+    if not os.access(writable, os.W_OK):
+        raise UsageError(f"--postgres-dir {folder}: folder {writable} is not writable")
     if not _owner_can_reach(parent):
         raise UsageError(
             f"--postgres-dir {folder}: PostgreSQL runs as the '{PG_OS_USER}' user, who cannot "
