@@ -385,13 +385,16 @@ def start_mlflow(
     log: Path | None = None,
     seconds: float = 120,
     printable_backend: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> MlflowServer:
     """Start `mlflow server` on `backend_uri` with `artifacts` as the artifact root and
     wait until it answers. Output goes to `log` (a file), else to this process's stderr.
-    The backend URI travels in the environment (it may hold a password)."""
+    The backend URI travels in the environment (it may hold a password); `env` overrides
+    the light settings (a benchmark compares MLflow's defaults)."""
     port = port or free_port(host)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env.update(LIGHT_ENV, MLFLOW_BACKEND_STORE_URI=backend_uri)
+    full_env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    full_env.update(LIGHT_ENV, MLFLOW_BACKEND_STORE_URI=backend_uri)
+    full_env.update(env or {})
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port)]
     cmd += ["--workers", str(workers), "--artifacts-destination", artifacts]
     if allowed_hosts:
@@ -400,7 +403,7 @@ def start_mlflow(
     try:
         proc = subprocess.Popen(
             cmd,
-            env=env,
+            env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=sink or sys.stderr,
             stderr=subprocess.STDOUT,
