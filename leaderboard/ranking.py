@@ -57,6 +57,8 @@ def rank_metric(df: pd.DataFrame) -> str:
         if name in df and df[name].notna().any():
             return name
     return FALLBACK
+
+
 # Columns only when some submission has them: a training stage's cost and the test
 # accuracy its trained model loses against the original (SISA: to sharding), then the
 # numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).

@@ -162,9 +162,19 @@ def _experiment_id(c, uri: str, scenario: str) -> str:
         return exp.experiment_id
     db = sqlite_path(uri)
     location = (db.parent / "artifacts" / scenario).as_uri() if db else None
-    return c.create_experiment(
-        name, artifact_location=location, tags={"mu_bench.scenario": scenario}
-    )
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.create_experiment(
+            name, artifact_location=location, tags={"mu_bench.scenario": scenario}
+        )
+    except MlflowException as exc:
+        # Another process created it since we looked: only SQLite has our file lock; a
+        # server or database store is shared by submits that do not share a lock.
+        exp = c.get_experiment_by_name(name)
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS" or exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _finite_metrics(values: dict[str, float], step_time: int):

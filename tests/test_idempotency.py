@@ -134,3 +134,21 @@ def test_find_submission_creates_no_store(tmp_path):
     db = tmp_path / "none.db"
     assert store.find_submission(f"sqlite:///{db}", "digits-random10", key()) is None
     assert not db.exists()
+
+
+def test_an_experiment_created_meanwhile_by_another_process_is_used(tmp_path, monkeypatch):
+    """Two submits into a server store race to create a scenario's experiment (no file
+    lock there): the loser uses the winner's."""
+    uri = f"sqlite:///{tmp_path / 'board.db'}"
+    c = store.client(uri)
+    made = c.create_experiment(store.experiment_name("digits-random10"))  # the other process
+    real = c.get_experiment_by_name
+    calls = []
+
+    def not_yet_then_real(name):
+        calls.append(name)
+        return None if len(calls) == 1 else real(name)  # looked before the other created it
+
+    monkeypatch.setattr(c, "get_experiment_by_name", not_yet_then_real)
+    assert store._experiment_id(c, "http://127.0.0.1:1", "digits-random10") == made
+    assert len(calls) == 2
