@@ -600,7 +600,8 @@ def serve(
         if not _is_loopback(p.host):
             say(
                 f"serving on {p.host}: the MLflow server has no authentication; whoever reaches "
-                "this address can read and write the board"
+                f"this address can read and write the board (other machines use "
+                f"http://{socket.getfqdn()}:{p.port} or this machine's address)"
             )
         say(f"starting the MLflow server on {shown} (artifacts: {p.artifacts})")
         server = start_mlflow(
