@@ -13,6 +13,7 @@ it ends or breaks the log cap, and writes RESULTS/<job>.json: exit code, the rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -35,7 +36,8 @@ def benign(seed: Path, inputs: list[str]) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(5):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(torch.randn(32, 8)), torch.zeros(32).long()).backward()
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(32, 8)), torch.zeros(32).long())
+        loss.backward()
         opt.step()
     torch.save(model.state_dict(), seed / "unlearned.pt")
     with tempfile.NamedTemporaryFile(dir=None) as fh:  # TMPDIR: the seed's tmp/
@@ -127,10 +129,8 @@ def run_job(job: dict, spec: dict, results: Path) -> None:
         os.killpg(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-    try:
+    with contextlib.suppress(OSError):
         os.killpg(pid, signal.SIGKILL)  # whatever the worker started
-    except OSError:
-        pass
     if log_over:
         for log in logs:
             sandbox.cap_log(log, policy.log_bytes)
@@ -158,9 +158,9 @@ def run_job(job: dict, spec: dict, results: Path) -> None:
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     sys.path.insert(0, spec["plugin_dir"])
+    import mu_bench_hostile  # noqa: F401
     import torch  # noqa: F401  (the fork server's preload; no tensor work before forking)
 
-    import mu_bench_hostile  # noqa: F401
     from mu_bench import sandbox  # noqa: F401
 
     results = Path(spec["results"])

@@ -96,7 +96,7 @@ def test_policy_round_trips_and_keeps_forbidden_folders_out(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
     assert str(tmp_path) not in p.read and str(store) not in p.read
-    assert all("/root" != r and r != str(Path.home()) for r in p.read)
+    assert all(r != "/root" and r != str(Path.home()) for r in p.read)
     assert p.write == (str(tmp_path / "seed"),) and p.inputs == (str(tmp_path / "in.pt"),)
     assert sandbox.Policy.from_dict(json.loads(json.dumps(p.to_dict()))) == p
 
@@ -198,13 +198,13 @@ def make_world(owner: int | None) -> World:
         sub / "seed-other" / "unlearned.pt",
     ):
         w.watched[str(path)] = _sha(path)
-    for folder, dirs, files in os.walk(root):
+    for folder, _dirs, files in os.walk(root):
         os.chmod(folder, 0o755)
         for name in files:
             os.chmod(Path(folder) / name, 0o644)
     w.owner = owner
     if owner is not None:
-        for folder, dirs, files in os.walk(root):
+        for folder, _dirs, files in os.walk(root):
             os.chown(folder, owner, owner)
             for name in files:
                 os.chown(Path(folder) / name, owner, owner)
@@ -420,8 +420,8 @@ def bwrap_wrap(cmd: list[str], w: World, argv: list[str], env: dict) -> list[str
         [
             *argv,
             "-c",
-            "import json, sys; from mu_bench import sandbox; "
-            f"print(json.dumps(sandbox.SYSTEM_READ + sandbox.python_reads(json.loads({forbidden!r}))))",
+            "import json; from mu_bench import sandbox as s; "
+            f"print(json.dumps(s.SYSTEM_READ + s.python_reads(json.loads({forbidden!r}))))",
         ],
         env=env,
         capture_output=True,
