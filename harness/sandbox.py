@@ -26,6 +26,7 @@ bindings cover file-system rules only (no TCP or scoping), so they would not sav
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -390,6 +391,17 @@ class Confinement:
     gaps: list[str] = field(default_factory=list)
 
 
+def _close_fds(keep: Sequence[int]) -> None:
+    try:
+        open_fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        open_fds = list(range(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    for fd in open_fds:
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):  # the listing's own descriptor: gone
+                os.close(fd)
+
+
 def _check(result: int, what: str) -> int:
     if result < 0:
         err = ctypes.get_errno()
@@ -556,15 +568,21 @@ def _seccomp(policy: Policy, info: Confinement) -> None:
     info.seccomp = True
 
 
-def confine(policy: Policy, mechanism: str | None = None) -> Confinement:
+def confine(
+    policy: Policy, mechanism: str | None = None, *, keep_fds: Sequence[int] = ()
+) -> Confinement:
     """Confine the calling process for good, before it runs any plugin code. Call it in a
     single-threaded process (the child of a fork, or first thing in a fresh interpreter):
-    Landlock binds only the calling thread and the ones it starts. Raises SandboxError
-    when a step the mechanism promises fails; the caller must then not run the plugin."""
+    Landlock binds only the calling thread and the ones it starts. Every descriptor above
+    2 not in `keep_fds` is closed first: Landlock checks opens, not descriptors already
+    open, so one inherited from the fork server would be a way around it. Raises
+    SandboxError when a step the mechanism promises fails; the caller must then not run
+    the plugin."""
     mechanism = mechanism or detect()
     info = Confinement(mechanism)
     if _threads() > 1:
         raise SandboxError(f"confine() needs a single-threaded process ({_threads()} threads)")
+    _close_fds(keep_fds)
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker dies with its parent
     # Python ignores SIGXFSZ; the default action makes a file-size breach the kernel's
     # word (the worker dies of SIGXFSZ) rather than an OSError the plugin could swallow.
@@ -622,6 +640,26 @@ def bwrap_command(
     for p in policy.devices:
         bind("--dev-bind", p)
     return [*cmd, "--", *argv]
+
+
+def host_pid(root: int, ns_pid: int) -> int | None:
+    """The host pid of `ns_pid`, a process in the PID namespace of bwrap process `root`
+    (a host pid): the fork server reports its children's pids as it sees them."""
+    import psutil
+
+    try:
+        descendants = psutil.Process(root).children(recursive=True)
+    except psutil.Error:
+        return None
+    for proc in descendants:
+        try:
+            with open(f"/proc/{proc.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("NSpid:") and int(line.split()[-1]) == ns_pid:
+                        return proc.pid
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 _MEMORY = re.compile(

@@ -30,7 +30,7 @@ def benign(seed: Path, inputs: list[str]) -> dict:
     import torch
 
     got = {"inputs": [len(Path(p).read_bytes()) for p in inputs]}
-    import sklearn.metrics  # noqa: F401  (an import from site-packages after confinement)
+    import tabulate  # noqa: F401  (an import from site-packages after confinement)
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -107,6 +107,7 @@ def run_job(job: dict, spec: dict, results: Path) -> None:
     seed = Path(job["seed_dir"])
     (seed / "tmp").mkdir(parents=True, exist_ok=True)
     policy = policy_for(job, spec)
+    clock = time.monotonic()
     pid = os.fork()
     if pid == 0:
         worker(seed, job, spec)
@@ -144,6 +145,7 @@ def run_job(job: dict, spec: dict, results: Path) -> None:
     evidence = read("error.txt") + read("stderr.log")[-4000:]
     record = {
         "code": code,
+        "seconds": time.monotonic() - clock,
         "timed_out": timed_out,
         "log_over": log_over,
         "reason": sandbox.classify(code, evidence, policy, log_over=log_over),
