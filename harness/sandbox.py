@@ -6,14 +6,15 @@ Two kernel mechanisms, layered (measured in `benchmarks/sandbox_start.py`):
 - **bubblewrap** (outer, once per fork server, or once per spawned worker): user, PID,
   network, IPC and UTS namespaces and a mount namespace that shows only the read paths
   (read-only), the write roots and a minimal /dev, /proc and /tmp. `bwrap_command`
-  builds the command prefix. About 30-40 ms per start, paid once per fork server.
+  builds the command prefix. 40-90 ms per start measured here (a loaded 2-core
+  machine), paid once per fork server, and per worker only on the spawn (CUDA) path.
 - **In-process confinement** (inner, in every worker, after the fork and before any
   plugin code): `confine(policy)` sets hard resource limits, `no_new_privs`, drops every
   capability, installs a Landlock ruleset (reads, inputs read-only, writes to the seed
   folder only, no TCP bind/connect, signals and abstract unix sockets scoped to the
   worker) and a seccomp filter (no sockets at all, so no UDP or unix-socket connects
   either; no io_uring; no new namespaces; no keyrings; and, with `max_processes=1`, any
-  attempt to start a process kills the worker with SIGSYS). Well under a millisecond.
+  attempt to start a process kills the worker with SIGSYS). About 4 ms per worker.
 
 `detect()` says which of them this machine offers; the run is tagged with it
 ("landlock+bwrap", "landlock", "bwrap" or "none"). Resource limits and seccomp apply
