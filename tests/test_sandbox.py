@@ -143,6 +143,9 @@ def test_host_pid_finds_a_process_inside_bwrap():
         assert ns_pid < 10  # a fresh PID namespace
         host = sandbox.host_pid(proc.pid, ns_pid)
         assert host is not None and host != ns_pid
+        deadline = time.monotonic() + 5  # `echo` runs before `exec sleep`
+        while psutil.Process(host).cmdline()[:1] != ["sleep"] and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert psutil.Process(host).cmdline()[:1] == ["sleep"]
     finally:
         proc.kill()
