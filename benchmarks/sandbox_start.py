@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -180,6 +181,7 @@ def main() -> None:
         )
     for server in servers.values():
         server.close()
+    shutil.rmtree(work, ignore_errors=True)
 
     # One-off costs: a server (imports torch), and a spawned worker's interpreter.
     def median_ready(prefix: list[str]) -> float:
