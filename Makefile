@@ -13,6 +13,10 @@ export MU_BENCH_DISABLE_TELEMETRY := true
 .PHONY: install run test test-slow postgresql lint leaderboard bench clean
 
 $(STAMP): pyproject.toml Makefile
+	# bubblewrap: the worker sandbox's outer layer (see docs/sandbox.md); without it the
+	# sandbox falls back to Landlock alone. Installed where we may (root with apt).
+	command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; } || true
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH_PAIR)
 	$(BIN)/pip install -q -e '.[dev]'
