@@ -2,7 +2,7 @@
 
 A scenario fixes the dataset, architecture, training recipe, forget-set rule, number
 of gold models (and whether a second, independent set is trained for the forget-quality
-ceiling), the LiRA IN models, default budget and root seed. Built-ins live in `scenarios/*.toml`
+ceiling), the LiRA IN models, default budget, a worker's resource limits and root seed. Built-ins live in `scenarios/*.toml`
 inside the package; any path to a `.toml` file works too. Loading takes milliseconds
 and imports neither torch nor the datasets. Each section's schema belongs to its concern
 (`data`, `forget`: `mu_bench.data`; `model`: `mu_bench.models`; `train`:
@@ -11,11 +11,20 @@ and imports neither torch nor the datasets. Each section's schema belongs to its
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from .data import registry as data_registry
 from .data.dataset import DataConfig
@@ -63,6 +72,39 @@ class SubmitConfig(_Section):
     seeds: int = Field(3, ge=1, le=4096)
 
 
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(B|K|KB|KiB|M|MB|MiB|G|GB|GiB|T|TB|TiB)?\s*", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from a size: a number of bytes, or "4 GiB", "512MiB", "6G" (powers of 1024).
+    Raises ValueError naming the valid forms."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.fullmatch(str(value)) if isinstance(value, str) else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(
+            f"size {value!r} is not valid: give bytes (an integer) or a number with a unit "
+            "such as '4 GiB', '512 MiB' or '6G'"
+        )
+    unit = (match.group(2) or "").lower()[:1]
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class LimitsConfig(_Section):
+    """What one worker may use (`isolation.sandbox`): each breach ends its seed `crashed`
+    with the limit named. Not part of the content hash: a limit changes whether a seed
+    runs, not what it computes."""
+
+    memory: Size = 4 << 30  # the worker's private memory (torch alone takes ~0.9 GiB)
+    file_size: Size = 1 << 30  # the largest file a worker may write
+    log_size: Size = 16 << 20  # stdout and stderr, each; cut with a marker past it
+    processes: int = Field(1, ge=1, le=4096)  # 1: no process but the worker itself
+
+
 class Scenario(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     summary: str
@@ -76,6 +118,7 @@ class Scenario(_Section):
     lira: LiraConfig = LiraConfig()
     budget: BudgetConfig
     submit: SubmitConfig = SubmitConfig()
+    limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")
     def _lira_needs_gold(self) -> Scenario:

@@ -27,6 +27,7 @@ COLUMNS = {
     "in_scope": "tags.mu_bench.in_scope",
     "version": "tags.mu_bench.version",
     "params": "tags.mu_bench.params",
+    "sandbox": "tags.mu_bench.sandbox",  # absent on runs recorded before the sandbox
 }
 # Stage metrics are columns only when some submission has them, then the numbers
 # methods report themselves (`method.<name>`, e.g. SISA's shards retrained).

@@ -41,6 +41,12 @@ def fmt(value: Any, std: Any = None, digits: int = 3, sep: str = " ± ") -> str:
     return str(value)
 
 
+def unverified(sandbox) -> bool:
+    """A run no sandbox confined: recorded with sandbox "none", or before mu-bench had one
+    (no tag). Its numbers stand on the plugin's good faith alone."""
+    return not isinstance(sandbox, str) or sandbox in ("", "none")
+
+
 def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
     extras = [
         c for c in df.columns if _is_extra(c) and not c.endswith("_std") and df[c].notna().any()
@@ -48,6 +54,8 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
     rows = []
     for _, r in df.iterrows():
         status = r["status"] + ("" if r.get("in_scope", "true") != "false" else ", out of scope")
+        if unverified(r.get("sandbox")):
+            status += ", unverified"
         row = {
             "#": "" if pd.isna(r["rank"]) else str(r["rank"]),
             "method": r["method"],
@@ -92,7 +100,8 @@ def markdown_boards(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    cols = ["rank", "method", "status", "seeds", "in_scope", "version", "params", "run_id"]
+    cols = ["rank", "method", "status", "seeds", "in_scope", "sandbox", "version", "params"]
+    cols.append("run_id")
     cols += [
         c
         for c in df.columns
@@ -107,9 +116,10 @@ def report_table(report):
     one line per failed seed."""
     from rich.console import Group
 
+    sandbox = report.sandbox + (", unverified" if unverified(report.sandbox) else "")
     title = (
         f"{report.method} on {report.scenario}: {report.status} "
-        f"({report.seeds_ok}/{len(report.seeds)} seeds ok)"
+        f"({report.seeds_ok}/{len(report.seeds)} seeds ok; sandbox: {sandbox})"
     )
     table = Table(title=title, title_justify="left")
     for col in ("metric", report.method, "gold (retrain)", "original"):

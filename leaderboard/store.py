@@ -222,6 +222,7 @@ def record(
             "mu_bench.in_scope": str(report.in_scope).lower(),
             "mu_bench.preset": report.preset or "",
             "mu_bench.params": json.dumps(report.params, sort_keys=True),
+            "mu_bench.sandbox": report.sandbox,
         }
         if key is not None:
             tags[KEY_TAG] = _checked_key(key)
@@ -265,6 +266,45 @@ def record(
             c.set_terminated(child.info.run_id, "FINISHED" if s.status == "ok" else "FAILED")
         c.set_terminated(run_id, "FINISHED" if report.seeds_ok else "FAILED")
     return report
+
+
+# ------------------------------------------------------------------- store-wide settings
+
+# Settings that bind every submit into a store live as tags of one experiment that is
+# not a board (its name lacks `EXPERIMENT_PREFIX`). `mu-bench server --require-sandbox`
+# sets `REQUIRE_SANDBOX`; a submit into that store then refuses to run unsandboxed.
+SETTINGS_EXPERIMENT = "mu-bench-settings"
+REQUIRE_SANDBOX = "mu_bench.require_sandbox"
+
+
+def settings(uri: str) -> dict[str, str]:
+    """The store's settings ({} when it has none, or does not exist yet)."""
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        return {}
+    exp = client(uri).get_experiment_by_name(SETTINGS_EXPERIMENT)
+    return dict(exp.tags) if exp is not None else {}
+
+
+def set_setting(uri: str, key: str, value: str) -> None:
+    """Set one store-wide setting (creating the settings experiment when needed)."""
+    from mlflow.exceptions import MlflowException
+
+    c = client(uri)
+    with _lock(uri):
+        exp = c.get_experiment_by_name(SETTINGS_EXPERIMENT)
+        if exp is None:
+            try:
+                exp_id = c.create_experiment(SETTINGS_EXPERIMENT)
+            except MlflowException:  # created meanwhile by another process
+                exp_id = c.get_experiment_by_name(SETTINGS_EXPERIMENT).experiment_id
+        else:
+            exp_id = exp.experiment_id
+        c.set_experiment_tag(exp_id, key, value)
+
+
+def requires_sandbox(uri: str) -> bool:
+    return settings(uri).get(REQUIRE_SANDBOX, "").lower() == "true"
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -4,7 +4,7 @@ It plays the harness's fork-server chain in miniature: this process (the grandpa
 imports torch and the hostile plugin and does no tensor work; it forks a "server" (the
 parent), which forks one worker per job, like the fork server does. Each worker makes
 itself a session leader, points stdout/stderr at log files in its seed folder, confines
-itself with `mu_bench.sandbox.confine` (unless the job's mechanism is "none") and runs
+itself with `mu_bench.isolation.sandbox.confine` (unless the job's mechanism is "none") and runs
 one attack from `mu_bench_hostile` (or "benign", the things a method must still be able
 to do). The server watches the logs like the runner will, kills the worker's group when
 it ends or breaks the log cap, and writes RESULTS/<job>.json: exit code, the reason
@@ -51,7 +51,7 @@ def policy_for(job: dict, spec: dict):
     """The job's policy, built by this interpreter as the harness builds a worker's."""
     from dataclasses import replace
 
-    from mu_bench import sandbox
+    from mu_bench.isolation import sandbox
 
     policy = sandbox.worker_policy(
         job["seed_dir"], job["inputs"], spec["forbidden"], **job.get("policy_limits", {})
@@ -70,7 +70,7 @@ def worker(seed: Path, job: dict, spec: dict) -> None:
             os.dup2(handle, fd)
             os.close(handle)
         os.chdir(seed)
-        from mu_bench import sandbox
+        from mu_bench.isolation import sandbox
 
         policy = policy_for(job, spec)
         os.environ.update(job.get("env", {}))
@@ -102,7 +102,7 @@ def worker(seed: Path, job: dict, spec: dict) -> None:
 
 
 def run_job(job: dict, spec: dict, results: Path) -> None:
-    from mu_bench import sandbox
+    from mu_bench.isolation import sandbox
 
     seed = Path(job["seed_dir"])
     (seed / "tmp").mkdir(parents=True, exist_ok=True)
@@ -163,7 +163,7 @@ def main() -> None:
     import mu_bench_hostile  # noqa: F401
     import torch  # noqa: F401  (the fork server's preload; no tensor work before forking)
 
-    from mu_bench import sandbox  # noqa: F401
+    from mu_bench.isolation import sandbox  # noqa: F401
 
     results = Path(spec["results"])
     grandparent = os.getpid()

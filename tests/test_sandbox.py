@@ -1,4 +1,4 @@
-"""The sandbox primitive (`mu_bench.sandbox`) against the hostile plugins.
+"""The sandbox primitive (`mu_bench.isolation.sandbox`) against the hostile plugins.
 
 Each mode runs `tests/sandbox_child.py` once: a grandparent and a "fork server" that forks
 one worker per attack, the way the harness will. Every attack runs in a world of its own
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pytest
 
-from mu_bench import sandbox
+from mu_bench.isolation import sandbox
 
 HERE = Path(__file__).parent
 HOSTILE = HERE / "plugins" / "hostile"
@@ -353,7 +353,7 @@ def interpreter_for(user: str | None) -> tuple[list[str], dict[str, str]] | None
     if user is None:
         return [sys.executable], env
     prefix = ["runuser", "-u", user, "--"]
-    probe = "import importlib.util as u, mu_bench.sandbox; assert u.find_spec('torch')"
+    probe = "import importlib.util as u, mu_bench.isolation.sandbox; assert u.find_spec('torch')"
     candidates = [([sys.executable], {})]
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     system = shutil.which(version, path="/usr/bin:/usr/local/bin")
@@ -443,7 +443,7 @@ def bwrap_wrap(cmd: list[str], w: World, argv: list[str], env: dict) -> list[str
         [
             *argv,
             "-c",
-            "import json; from mu_bench import sandbox as s; "
+            "import json; from mu_bench.isolation import sandbox as s; "
             f"print(json.dumps(s.SYSTEM_READ + s.python_reads(json.loads({forbidden!r}))))",
         ],
         env=env,

@@ -23,16 +23,21 @@ from mu_bench.paths import cache_root
 from mu_bench.registry import MethodEntry
 from mu_bench.submission import training_stage
 from mu_bench.submission.pipeline import run
-from mu_bench.submission.plan import plan
+from mu_bench.submission.plan import describe_method, plan
 from mu_bench.submission.prepare import prepare
 
 from .conftest import PLUGINS, cli
 
 
 def test_only_methods_that_implement_train_have_a_stage():
-    assert has_training_stage(plan("sisa", "digits-class3").method.__class__)
+    from mu_bench.methods.noop import NoOp
+    from mu_bench.methods.sisa import SISA
+
+    assert has_training_stage(SISA) and not has_training_stage(NoOp)
+    # the harness learns it from the method's sandboxed inspection, as plain data
+    assert plan("sisa", "digits-class3").method.has_training_stage
     for name in ("noop", "pbu", "scissorhands", "finetune"):
-        assert not has_training_stage(plan(name, "digits-class3").method.__class__)
+        assert not plan(name, "digits-class3").method.has_training_stage
 
 
 def test_vote_counts_break_ties_to_the_lowest_class_and_weights_drop_members():
@@ -160,15 +165,9 @@ def test_a_failed_stage_is_the_seeds_status_and_is_not_cached(
     monkeypatch, tmp_path, attr, status, fragment
 ):
     monkeypatch.syspath_prepend(str(PLUGINS / "stages"))
-    from mu_bench_stages import FailingTrainer, WrongArchTrainer
-
-    cls = {"FailingTrainer": FailingTrainer, "WrongArchTrainer": WrongArchTrainer}[attr]
-    sub = replace(
-        plan("noop", "digits-class3", seeds=1),
-        entry=MethodEntry(attr.lower(), f"mu_bench_stages:{attr}", "tests", "0"),
-        method=cls(),
-        params={},
-    )
+    entry = MethodEntry(attr.lower(), f"mu_bench_stages:{attr}", "tests", "0")
+    base = plan("noop", "digits-class3", seeds=1)
+    sub = replace(base, entry=entry, method=describe_method(entry, base.scenario), params={})
     report = run(sub, "cpu").report
     seed = report.seeds[0]
     assert (seed.status, seed.unlearn_seconds) == (status, None)

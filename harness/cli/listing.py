@@ -14,15 +14,18 @@ from .app import JsonOpt, app, emit_json, out, say
 @app.command()
 def methods(
     load: Annotated[
-        bool, typer.Option("--load", help="Import each plugin to check it and show its fields.")
+        bool,
+        typer.Option(
+            "--load", help="Import each plugin (in a sandboxed worker) to check it and show its fields."
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List installed methods (from package metadata; nothing is imported without --load)."""
+    """List installed methods (from package metadata; nothing is imported without --load,
+    and with it each plugin is imported in a sandboxed worker, never in this process)."""
     from rich.table import Table
 
     from .. import registry
-    from ..method import Method
 
     rows = []
     for name, entry in registry.discover().items():
@@ -34,11 +37,18 @@ def methods(
             "entry_point": entry.value,
         }
         if load:
+            from ..submission.plan import describe_method
+
             try:
-                cls = entry.load()
-                if not (isinstance(cls, type) and issubclass(cls, Method)):
-                    raise UsageError(f"{entry.value} is not a mu_bench Method subclass")
-                row.update(reads=cls.reads, scope=cls.scope, fields=cls.describe_fields())
+                info = describe_method(entry)
+                if info.problem and not info.fields:  # not a Method at all
+                    raise UsageError(info.problem)
+                row.update(
+                    reads=info.reads,
+                    scope=info.scope,
+                    fields=info.fields_text,
+                    training_stage=info.has_training_stage,
+                )
             except MuBenchError as exc:
                 row["warning"] = str(exc)
                 say(f"warning: {exc}")

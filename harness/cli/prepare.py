@@ -53,11 +53,11 @@ def prepare(
     s = load(scenario)
     sub = None
     if method is not None:
-        from ..method import has_training_stage, parse_params
+        from ..method import parse_params
         from ..submission.plan import plan
 
         sub = plan(method, s, seeds, None, parse_params(param or []), not no_preset)
-        if not has_training_stage(type(sub.method)):
+        if not sub.method.has_training_stage:
             raise UsageError(
                 f"method '{method}' has no training stage (it does not implement train()); "
                 "--method takes a method that does, such as sisa"

@@ -42,6 +42,14 @@ def server(
         Optional[str],  # noqa: UP045
         typer.Option(help="Host headers to accept, comma-separated (MLflow's --allowed-hosts)."),
     ] = None,
+    require_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--require-sandbox",
+            help="Mark the store so that every submit into it refuses to run where no "
+            "sandbox confines the workers.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start an MLflow tracking server for a team and print the URI `--tracking-uri` takes."""
@@ -58,6 +66,11 @@ def server(
     )
 
     def ready(info: dict) -> None:
+        if require_sandbox:  # before the URI is announced: no submit can come first
+            from mu_bench.leaderboard import store
+
+            store.set_setting(info["tracking_uri"], store.REQUIRE_SANDBOX, "true")
+            say("store setting: every submit must run sandboxed")
         if as_json:
             emit_json(info)
         else:

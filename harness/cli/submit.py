@@ -53,6 +53,20 @@ def submit(
     figures: Annotated[
         bool, typer.Option(help="Draw the submission's figures and log them to its run.")
     ] = True,
+    memory: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--memory", help="Memory cap per worker, e.g. 6GiB (default: the scenario's [limits])."
+        ),
+    ] = None,
+    require_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--require-sandbox",
+            help="Refuse to run where no sandbox confines the workers (also "
+            "$MU_BENCH_REQUIRE_SANDBOX=1, or a store set up with `server --require-sandbox`).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run METHOD on a scenario once per seed, score it, and record it on the leaderboard."""
@@ -69,10 +83,15 @@ def submit(
 
     show_progress()
     use_data_root(data_root)
-    sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
+    device = resolve_device(device)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    device = resolve_device(device)
+    required = sandbox_guard(uri, require_sandbox)
+    params = parse_params(param or [])
+    sub = plan(
+        method, scenario, seeds, budget, params, not no_preset,
+        memory=memory, require_sandbox=required,
+    )  # fmt: skip
 
     clock = time.perf_counter()
     art = prepare(sub.scenario, device)
@@ -112,3 +131,42 @@ def submit(
     else:
         out.print(report_table(report))
         say(f"recorded run {report.run_id} in {uri}")
+
+
+def sandbox_guard(uri: str, flag: bool) -> bool:
+    """Whether this submit must run sandboxed (`--require-sandbox`, the user's
+    `$MU_BENCH_REQUIRE_SANDBOX`, or the store's own setting); raises UsageError, before
+    anything is written, when it must and this machine offers no sandbox. Keeps the
+    store's folder out of every worker's reach."""
+    from mu_bench.leaderboard import store
+
+    from ..errors import UsageError
+    from ..isolation import policy
+
+    db = store.sqlite_path(uri)
+    if db is not None:
+        policy.forbid(db.parent)
+    try:
+        mechanism = policy.mechanism()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    required = flag or policy.env_requires_sandbox()
+    if mechanism != "none":
+        return required
+    why = (
+        "--require-sandbox"
+        if flag
+        else f"${policy.REQUIRE_VAR}"
+        if required
+        else f"the store {uri} (setting {store.REQUIRE_SANDBOX})"
+        if store.requires_sandbox(uri)
+        else None
+    )
+    if why is None:
+        return False
+    raise UsageError(
+        f"{why} asks for a sandbox, and this machine offers none "
+        f"({'MU_BENCH_SANDBOX=none forces it off; ' if os.environ.get('MU_BENCH_SANDBOX') else ''}"
+        "mu-bench needs Landlock, Linux 5.13 or later, or bubblewrap: apt-get install "
+        "bubblewrap). Nothing was run or written."
+    )

@@ -46,6 +46,10 @@ _SPECS = {
     "cifar10": ("CIFAR10", "cifar-10-batches-py", 10),
     "cifar100": ("CIFAR100", "cifar-100-python", 100),
 }
+def num_classes(name: str) -> int:
+    return _SPECS[name][2]
+
+
 SUMMARIES = {
     "cifar10": "CIFAR-10 via torchvision: 45,000 train (SalUn split), 10,000 test, 32x32 RGB",
     "cifar100": "CIFAR-100 via torchvision: 45,000 train (SalUn split), 10,000 test, 32x32 RGB",

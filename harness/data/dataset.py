@@ -62,3 +62,8 @@ class DatasetBuilder:
     summary: str = ""
     download: Callable[[Path], None] | None = None  # fetch the files into a data root
     fixed_test_set: bool = False  # the dataset ships its own test set: no `test_fraction`
+    # What every example looks like and how many classes there are, known without
+    # loading anything: a submission's model spec is resolved at plan time from these
+    # (`prepare` checks them against the loaded data).
+    input_shape: tuple[int, ...] = ()
+    num_classes: int = 0

@@ -18,8 +18,16 @@ from . import cifar, digits, mnist1d
 from .dataset import DataConfig, Dataset, DatasetBuilder
 
 DATASETS: dict[str, DatasetBuilder] = {
-    "digits": DatasetBuilder(digits.build_digits, summary=digits.SUMMARY),
-    "mnist1d": DatasetBuilder(mnist1d.build_mnist1d, mnist1d.Mnist1dOptions, mnist1d.SUMMARY),
+    "digits": DatasetBuilder(
+        digits.build_digits, summary=digits.SUMMARY, input_shape=(1, 8, 8), num_classes=10
+    ),
+    "mnist1d": DatasetBuilder(
+        mnist1d.build_mnist1d,
+        mnist1d.Mnist1dOptions,
+        mnist1d.SUMMARY,
+        input_shape=(1, 40),
+        num_classes=10,
+    ),
     **{
         name: DatasetBuilder(
             cifar.builder(name),
@@ -27,6 +35,8 @@ DATASETS: dict[str, DatasetBuilder] = {
             cifar.SUMMARIES[name],
             download=cifar.downloader(name),
             fixed_test_set=True,
+            input_shape=(3, 32, 32),
+            num_classes=cifar.num_classes(name),
         )
         for name in cifar.SUMMARIES
     },
@@ -58,6 +68,12 @@ def validate(config: DataConfig) -> str | None:
 def options(config: DataConfig) -> Any:
     """The dataset's typed options (`[data.options]`)."""
     return DATASETS[config.dataset].options.model_validate(config.options)
+
+
+def signature(config: DataConfig) -> tuple[tuple[int, ...], int]:
+    """(input shape, number of classes) of a dataset, without loading it."""
+    builder = DATASETS[config.dataset]
+    return builder.input_shape, builder.num_classes
 
 
 def build_dataset(config: DataConfig, seed: int) -> Dataset:

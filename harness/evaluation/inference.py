@@ -5,15 +5,21 @@ every metric starts from those logits. `load_weights` rebuilds the architecture 
 its spec (harness code) and loads a worker's weights file with `weights_only=True`, so
 no plugin code runs while a model is evaluated; anything that is not a state dict of
 that architecture with finite weights is an invalid result, with the reason.
+`returned_weights` first reads the worker's file as untrusted input (a regular,
+single-link file under `weights_cap`, opened without following links), so a worker
+cannot point the harness at a gold model or hand it a file that never ends.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from ..isolation.untrusted import UntrustedOutput, read_output
 from ..models.registry import build_model
 from ..toolkit.training import predict_logits
 
@@ -69,3 +75,23 @@ def load_weights(path, spec: ModelSpec, device: str) -> tuple[nn.Module | None, 
         return None, f"non-finite weights in {bad[:5]}"
     model.load_state_dict(state)
     return model.to(device).eval(), None
+
+
+def weights_cap(spec: ModelSpec) -> int:
+    """The largest weights file a worker may return for `spec`: twice the tensors' bytes
+    (torch's container adds little) plus 1 MiB."""
+    state = build_model(spec).state_dict()
+    size = sum(t.numel() * t.element_size() for t in state.values() if torch.is_tensor(t))
+    return 2 * size + (1 << 20)
+
+
+def returned_weights(path: Path, spec: ModelSpec, device: str, cap: int | None = None):
+    """The model a worker returned at `path`, rebuilt into `spec`, or None and why not:
+    read as untrusted input (no links, regular file, at most `cap` bytes), then checked."""
+    try:
+        data = read_output(path, cap if cap is not None else weights_cap(spec))
+    except FileNotFoundError:
+        return None, "no weights file"
+    except (OSError, UntrustedOutput) as exc:
+        return None, f"weights refused: {exc}"
+    return load_weights(io.BytesIO(data), spec, device)

@@ -10,12 +10,25 @@
   both. `prestart` starts the server as early as the harness can, so its imports
   overlap the harness's own.
 - `spawn` (CUDA runs, non-Linux, or `MU_BENCH_WORKER_START=spawn`): a fresh interpreter,
-  `python -m mu_bench.isolation.worker JOB_FOLDER`. CUDA cannot be used in a child
-  forked from a process that touched it, so GPU runs always take this path.
+  `python -m mu_bench.isolation.confined JOB_FOLDER`, which confines itself before it
+  imports torch. CUDA cannot be used in a child forked from a process that touched it,
+  so GPU runs always take this path.
 
-Both carry a per-job token in their environment so `sweep` can find every descendant
-that outlives the worker; forked workers also carry the server's token, since a forked
-process's /proc environ is its fork server's.
+The sandbox (`sandbox`, `policy`): where the machine has bubblewrap, the fork server
+runs inside it (new user, PID, network, IPC and UTS namespaces; a mount view of the
+system and Python files read-only and the job folders read-write; it dies with the
+harness), and so does each spawned worker (with its own job's view). Every worker then
+confines itself (Landlock, seccomp, limits) before any plugin code. A server's view is
+fixed when it starts: a job whose folder or import path it does not cover gets a new
+server (`fork_server`). In the server's PID namespace pids differ from the harness's;
+`ForkServer` translates them, so the runner signals and sweeps host pids as before.
+
+Both paths carry a per-job token in their environment so `sweep` can find every
+descendant that outlives the worker; forked workers also carry the server's token, since
+a forked process's /proc environ is its fork server's. Both report two events with the
+harness's own clock: `started_at` (the worker handed over to plugin code: a byte on a
+pipe the plugin never holds) and `ended_at` (its exit), which the runner's measurements
+use; neither depends on anything the worker writes in its folder.
 """
 
 from __future__ import annotations
@@ -24,10 +37,13 @@ import contextlib
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -35,6 +51,7 @@ import psutil
 from .protocol import OUTPUT, STDERR, STDOUT
 
 TOKEN_VAR = "MU_BENCH_WORKER_TOKEN"
+START_FD_VAR = "MU_BENCH_START_FD"  # as worker.START_FD_VAR (that module imports torch)
 # Never hand a worker the store's location or the harness's own settings.
 SCRUBBED_ENV = (
     "MLFLOW_TRACKING_URI",
@@ -60,107 +77,332 @@ def start_mode(device: str) -> str:
     return "fork" if sys.platform == "linux" and not device.startswith("cuda") else "spawn"
 
 
-class SpawnedWorker:
-    """A fresh interpreter in a new session."""
+def _uses_bwrap(sandbox: dict | None) -> bool:
+    return sandbox is not None and "bwrap" in sandbox["mechanism"]
 
-    def __init__(self, folder: Path, env: dict[str, str]):
-        with open(folder / STDOUT, "wb") as stdout, open(folder / STDERR, "wb") as stderr:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "mu_bench.isolation.worker", str(folder)],
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                env=env,
-                cwd=folder / OUTPUT,
-                start_new_session=True,
-            )
+
+class SpawnedWorker:
+    """A fresh interpreter in a new session (under bubblewrap when the sandbox has it)."""
+
+    def __init__(self, folder: Path, env: dict[str, str], sandbox: dict | None = None):
+        read_end, write_end = os.pipe()
+        argv = [sys.executable, "-m", "mu_bench.isolation.confined", str(folder)]
+        self.bwrap = _uses_bwrap(sandbox)
+        if sandbox is None:
+            argv[2] = "mu_bench.isolation.worker"
+        else:
+            from .confined import SANDBOX_FILE
+
+            (folder / SANDBOX_FILE).write_text(json.dumps(sandbox))
+            if self.bwrap:
+                from .sandbox import Policy, bwrap_command
+
+                policy = Policy.from_dict(sandbox["policy"])
+                view = Policy(
+                    read=policy.read,
+                    inputs=(*policy.inputs, str(folder / SANDBOX_FILE)),
+                    write=policy.write,
+                    devices=policy.devices,
+                )
+                argv = bwrap_command(argv, view)
+        env = {**env, START_FD_VAR: str(write_end)}
+        try:
+            with open(folder / STDOUT, "wb") as stdout, open(folder / STDERR, "wb") as stderr:
+                self._proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=env,
+                    cwd=folder / OUTPUT,
+                    start_new_session=True,
+                    pass_fds=(write_end,),
+                )
+        finally:
+            os.close(write_end)
+        self.spawned_at = time.monotonic()
         self.pid = self._proc.pid
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._start_pipe: int | None = read_end
+        self._exit = _exit_watch(self.pid)
+
+    def _code(self) -> int | None:
+        code = self._proc.poll()
+        if code is not None and self.bwrap and code > 128:
+            code = -(code - 128)  # bubblewrap reports a child's fatal signal as 128 + N
+        return code
 
     def poll(self) -> int | None:
-        return self._proc.poll()
+        return self.wait(0)
 
     def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            return self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        """The exit code once the worker has ended (None before), waiting up to `timeout`
+        seconds for an event (the hand-over or the exit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            code = self._code()
+            if code is not None:
+                self._read_start(0)
+                if self.ended_at is None:
+                    self.ended_at = time.monotonic()
+                self._close()
+                return code
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            watched = [fd for fd in (self._start_pipe, self._exit) if fd is not None]
+            if self._exit is None:  # no pidfd here: poll the exit
+                left = 0.005 if left is None else min(left, 0.005)
+            ready, _, _ = select.select(watched, [], [], left)
+            now = time.monotonic()
+            if self._start_pipe is not None and self._start_pipe in ready:
+                self._read_start(0)
+            if self._exit is not None and self._exit in ready:
+                self.ended_at = now
+                continue
+            if deadline is not None and now >= deadline:
+                return None
+
+    def _read_start(self, timeout: float) -> None:
+        if self._start_pipe is None:
+            return
+        ready, _, _ = select.select([self._start_pipe], [], [], timeout)
+        if ready:
+            if os.read(self._start_pipe, 1) and self.started_at is None:
+                self.started_at = time.monotonic()
+            os.close(self._start_pipe)
+            self._start_pipe = None
+
+    def _close(self) -> None:
+        for attr in ("_start_pipe", "_exit"):
+            fd = getattr(self, attr)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, attr, None)
+
+
+def _exit_watch(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` exits (Linux pidfd), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """What a fork server was started with: inside bubblewrap or not, and then what its
+    mount view shows (read-only paths, read-write folder roots)."""
+
+    bwrap: bool
+    reads: frozenset[str] = frozenset()
+    roots: frozenset[str] = frozenset()
+
+    def covers(self, other: ServerView) -> bool:
+        if self.bwrap != other.bwrap:
+            return False
+        if not self.bwrap:
+            return True
+        roots = [Path(r) for r in self.roots]
+        return other.reads <= self.reads and all(
+            any(Path(r) == root or root in Path(r).parents for root in roots)
+            for r in other.roots
+        )
+
+    def union(self, other: ServerView) -> ServerView:
+        return ServerView(self.bwrap, self.reads | other.reads, self.roots | other.roots)
+
+
+def server_view(sandbox: dict | None, roots: tuple[Path, ...] = ()) -> ServerView:
+    """The view a fork server needs for jobs whose folders lie under `roots`."""
+    if not _uses_bwrap(sandbox):
+        return ServerView(False)
+    from .policy import reads
+
+    return ServerView(True, frozenset(reads()), frozenset(str(r.absolute()) for r in roots))
 
 
 class ForkServer:
     """The harness side of `forkserver.py`: one server, one worker at a time."""
 
-    def __init__(self):
+    def __init__(self, view: ServerView | None = None):
+        self.view = view or ServerView(False)
         self.token = uuid.uuid4().hex
+        argv = [sys.executable, "-m", "mu_bench.isolation.forkserver"]
+        if self.view.bwrap:
+            from .sandbox import Policy, bwrap_command
+
+            for root in self.view.roots:
+                Path(root).mkdir(parents=True, exist_ok=True)
+            argv = bwrap_command(
+                argv, Policy(read=tuple(sorted(self.view.reads))), write_roots=sorted(self.view.roots)
+            )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mu_bench.isolation.forkserver"],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=worker_env(self.token),
             text=True,
             bufsize=1,
+            cwd="/",
         )
         self.pids = frozenset({self.proc.pid})
+        self.host_pid = self.proc.pid  # the python server's pid as the harness sees it
+        self._ready = False
         self.lock = threading.Lock()  # one worker at a time per server
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def fork(self, folder: Path, env: dict[str, str]) -> int:
-        request = {"folder": str(folder), "env": env, "sys_path": list(sys.path)}
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
+    def _line(self) -> dict:
         reply = self.proc.stdout.readline()
         if not reply:
-            raise RuntimeError("the mu-bench fork server died")
-        return int(json.loads(reply)["pid"])
+            raise ServerDied("the mu-bench fork server died")
+        return json.loads(reply)
 
-    def exit_code(self, timeout: float | None) -> int | None:
-        """The running worker's exit code, once it has ended (None before)."""
+    def await_ready(self) -> None:
+        if self._ready:
+            return
+        ns_pid = int(self._line()["ready"])
+        if self.view.bwrap:  # find the server behind bubblewrap's own processes
+            from .sandbox import host_pid
+
+            host = host_pid(self.proc.pid, ns_pid)
+            if host is None:
+                raise ServerDied("the mu-bench fork server's pid was not found")
+            self.host_pid = host
+            chain = {self.proc.pid, host}  # bubblewrap, its PID namespace's init, the server
+            with contextlib.suppress(psutil.Error):
+                for parent in psutil.Process(host).parents():
+                    if parent.pid == self.proc.pid:
+                        break
+                    chain.add(parent.pid)
+            self.pids = frozenset(chain)
+        self._ready = True
+
+    def fork(self, folder: Path, env: dict[str, str], sandbox: dict | None = None) -> int:
+        """Fork a worker for `folder`; returns its pid as the harness sees it."""
+        self.await_ready()
+        request = {"folder": str(folder), "env": env, "sys_path": list(sys.path)}
+        if sandbox is not None:
+            request["sandbox"] = sandbox
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        ns_pid = int(self._line()["pid"])
+        if not self.view.bwrap:
+            return ns_pid
+        pid = _child_host_pid(self.host_pid, ns_pid)
+        if pid is None:
+            raise ServerDied("the forked worker's pid was not found")
+        return pid
+
+    def event(self, timeout: float | None) -> dict | None:
+        """The running worker's next event (`{"started": true}` or `{"code": C}`), or
+        None when none came within `timeout` seconds."""
         ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
         if not ready:
             return None
-        reply = self.proc.stdout.readline()
-        if not reply:
-            raise RuntimeError("the mu-bench fork server died")
-        return int(json.loads(reply)["code"])
+        return self._line()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        self.proc.kill()  # under bubblewrap, everything in its namespaces dies with it
+        self.proc.wait()
+
+
+class ServerDied(RuntimeError):
+    """The fork server ended (a worker outside a sandbox may kill it): the runner counts
+    the job as crashed and the next job gets a new server."""
+
+
+def _child_host_pid(server: int, ns_pid: int) -> int | None:
+    """The host pid of the server's child whose innermost pid is `ns_pid`."""
+    try:
+        with open(f"/proc/{server}/task/{server}/children") as fh:
+            children = [int(p) for p in fh.read().split()]
+    except (OSError, ValueError):
+        from .sandbox import host_pid
+
+        return host_pid(server, ns_pid)
+    for pid in children:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("NSpid:"):
+                        if int(line.split()[-1]) == ns_pid:
+                            return pid
+                        break
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 _server: ForkServer | None = None
 _server_lock = threading.Lock()
 
 
-def fork_server() -> ForkServer:
-    """The process's fork server, started (or restarted) on demand."""
+def fork_server(view: ServerView | None = None) -> ForkServer:
+    """The process's fork server, started (or restarted) on demand: a new one when the
+    old one died or its view does not cover `view` (the union of both, then)."""
     global _server
+    view = view or ServerView(False)
     with _server_lock:
-        if _server is None or not _server.alive:
-            _server = ForkServer()
+        if _server is not None and _server.alive and _server.view.covers(view):
+            return _server
+        if _server is not None:
+            if _server.alive and _server.view.bwrap == view.bwrap:
+                view = _server.view.union(view)
+            _server.close()
+        _server = ForkServer(view)
         return _server
 
 
 class ForkedWorker:
     """A child of the warm fork server; it makes itself a session leader first thing."""
 
-    def __init__(self, folder: Path, env: dict[str, str]):
-        self.server = fork_server()
+    def __init__(self, folder: Path, env: dict[str, str], sandbox: dict | None = None):
+        from .policy import job_root
+
+        self.server = fork_server(server_view(sandbox, (job_root(folder),)))
         self.server.lock.acquire()
         self.server_token, self.server_pids = self.server.token, self.server.pids
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._code: int | None = None
+        self.server_died = False
         try:
-            self.pid = self.server.fork(folder, env)
+            self.server.await_ready()  # a new server's imports are not the worker's start
+            self.spawned_at = time.monotonic()
+            self.pid = self.server.fork(folder, env, sandbox)
+            self.server_pids = self.server.pids
         except BaseException:
             self.server.lock.release()
             raise
-        self._code: int | None = None
 
     def poll(self) -> int | None:
         return self.wait(0)
 
     def wait(self, timeout: float | None = None) -> int | None:
-        if self._code is None:
-            self._code = self.server.exit_code(timeout)
-            if self._code is not None:
+        """The exit code once the worker has ended (None before), waiting up to `timeout`
+        seconds for an event. A server that dies with its worker counts as a crash."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._code is None:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                event = self.server.event(left)
+            except ServerDied:
+                event = {"code": -signal.SIGKILL, "server_died": True}
+            now = time.monotonic()
+            if event is None:
+                return None
+            if event.get("started") and self.started_at is None:
+                self.started_at = now
+            if "code" in event:
+                self._code = int(event["code"])
+                self.ended_at = now
+                self.server_died = bool(event.get("server_died"))
                 self.server.lock.release()
         return self._code
 
@@ -168,13 +410,24 @@ class ForkedWorker:
 def prestart(device: str) -> None:
     """Start the fork server now, so its imports overlap the harness's own work."""
     if start_mode(device) == "fork":
-        fork_server()
+        from .policy import mechanism
+
+        sandbox = {"mechanism": mechanism()}
+        fork_server(server_view(sandbox, (_work_root(),)))
 
 
-def start_worker(folder: Path, env: dict[str, str], device: str) -> SpawnedWorker | ForkedWorker:
+def _work_root() -> Path:
+    from ..paths import work_root
+
+    return work_root()
+
+
+def start_worker(
+    folder: Path, env: dict[str, str], device: str, sandbox: dict | None = None
+) -> SpawnedWorker | ForkedWorker:
     if start_mode(device) == "fork":
-        return ForkedWorker(folder, env)
-    return SpawnedWorker(folder, env)
+        return ForkedWorker(folder, env, sandbox)
+    return SpawnedWorker(folder, env, sandbox)
 
 
 def _carrying(token: str):

@@ -1,11 +1,14 @@
 """The one protocol between the harness and a worker: what goes in, what comes back.
 
 A *request* is what a worker process is asked to do, written as `request.json` in the
-job's folder: an `UnlearnRequest` (run `Method.unlearn` on one seed) or a
-`TrainRequest` (run a method's training stage, `Method.train`). The worker answers with
-a `WorkerResult` in `output/result.json`. Both are untrusted on the way back: the
-harness parses a result with `WorkerResult.from_json`, which rejects anything
-malformed, and measures what it records itself (see `runner`).
+job's folder: an `UnlearnRequest` (run `Method.unlearn` on one seed), a `TrainRequest`
+(run a method's training stage, `Method.train`) or an `InspectRequest` (import the
+plugin, validate the user's parameters and describe the method, as plain data: the
+harness never imports a plugin itself). The worker answers with a `WorkerResult` in
+`output/result.json` (and an inspection with a `MethodInfo` in `output/method.json`).
+Everything that comes back is untrusted: the harness reads it with size caps, regular
+files only (`runner.read_output`), parses it strictly (`from_json` rejects anything
+malformed) and measures what it records itself (time: see `runner`).
 
 A `Job` is a request plus the files it reads (name in the job folder -> source path on
 the submitting machine) and its time limits; an executor runs jobs, anywhere, and
@@ -33,7 +36,8 @@ REQUEST = "request.json"
 INPUTS = "inputs"
 OUTPUT = "output"
 RESULT = "result.json"
-STARTED = "started"  # written by the worker just before the timed call
+METHOD_INFO = "method.json"  # an inspection's answer
+TEMP = "tmp"  # the worker's private temporary folder (TMPDIR, HOME), beside `output/`
 WEIGHTS = "weights.pt"  # the module the timed call returned, as a state dict
 STATE = "state"  # a training stage's own folder (SISA's checkpoints)
 STDOUT, STDERR = "stdout.log", "stderr.log"
@@ -87,9 +91,9 @@ class _Request:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> UnlearnRequest | TrainRequest:
+    def from_json(cls, doc: dict[str, Any]) -> Request:
         _check_version(doc, "request")
-        kinds = {c.kind: c for c in (UnlearnRequest, TrainRequest)}
+        kinds = {c.kind: c for c in (UnlearnRequest, TrainRequest, InspectRequest)}
         target = kinds.get(doc.get("kind"))
         if target is None:
             raise ProtocolError(f"request: unknown kind {doc.get('kind')!r}")
@@ -125,11 +129,157 @@ class TrainRequest(_Request):
     kind: ClassVar[str] = "train"
 
 
-Request = UnlearnRequest | TrainRequest
+@dataclass(frozen=True)
+class InspectRequest:
+    """Describe a method without running it: import the plugin (in a sandboxed worker,
+    never in the harness), apply the preset for `dataset`/`forget_rule` (when
+    `use_preset`), validate `params` (the user's, strings or JSON values) and call
+    `output_spec` on each of `model_specs` (`ModelSpec.to_dict`). The answer is a
+    `MethodInfo` in `output/method.json`. No inputs, no seed, nothing timed but the
+    whole inspection."""
+
+    kind: ClassVar[str] = "inspect"
+    method: MethodRef
+    params: dict[str, Any] = field(default_factory=dict)
+    use_preset: bool = True
+    dataset: str | None = None
+    forget_rule: str | None = None
+    model_specs: tuple[dict[str, Any], ...] = ()
+    device: str = "cpu"  # the worker's start path only: an inspection does no tensor work
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_specs", tuple(self.model_specs))
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["model_specs"] = list(self.model_specs)
+        doc.update(kind=self.kind, schema_version=SCHEMA_VERSION)
+        return doc
+
+
+Request = UnlearnRequest | TrainRequest | InspectRequest
 
 
 def parse_request(doc: dict[str, Any]) -> Request:
     return _Request.from_json(doc)
+
+
+def _spec_dict(value: Any, what: str) -> dict[str, Any]:
+    """A `ModelSpec.to_dict` document, type-checked (its architecture is checked when the
+    harness builds it)."""
+    ok = (
+        isinstance(value, dict)
+        and isinstance(value.get("arch"), str)
+        and isinstance(value.get("params"), dict)
+        and isinstance(value.get("input_shape"), list)
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in value["input_shape"])
+        and isinstance(value.get("num_classes"), int)
+        and set(value) == {"arch", "params", "input_shape", "num_classes"}
+    )
+    if not ok:
+        raise ProtocolError(f"{what}: not a model spec: {str(value)[:200]}")
+    return value
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What an inspection says about a method: plain data the harness uses instead of the
+    plugin's class. Untrusted (the plugin's own declarations, reported by its worker):
+    parsed strictly, and each value only steers what the plugin itself gets (which
+    sets, how long, which architecture its weights are checked against).
+
+    `problem` is set when the parameters do not validate (the message names what is
+    valid); the other fields then describe the method as far as it could be read."""
+
+    name: str
+    summary: str = ""
+    fields: tuple[dict[str, str], ...] = ()  # {"name", "type", "default"} per field
+    fields_text: str = "(none)"  # "lr: float = 0.1, ..." for messages and listings
+    params: dict[str, Any] = field(default_factory=dict)  # validated, JSON types
+    preset: str | None = None
+    reads: Literal["none", "forget", "retain", "both"] = "both"
+    scope: Literal["any", "class"] = "any"
+    train_fields: tuple[str, ...] | None = None
+    train_version: str = "1"
+    default_budget: str | None = None
+    has_training_stage: bool = False
+    # (the scenario's spec, the spec the method returns for it) pairs
+    output_specs: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()
+    problem: str | None = None
+
+    MAX_TEXT: ClassVar[int] = 20_000
+
+    def output_spec(self, spec: Any) -> Any:
+        """The architecture the method returns for the scenario's `spec` (a `ModelSpec`),
+        as the inspection resolved it."""
+        from ..models.spec import ModelSpec
+
+        wanted = spec.to_dict()
+        for given, out in self.output_specs:
+            if given == wanted:
+                return ModelSpec.from_dict(out)
+        raise LookupError(f"method '{self.name}' was not inspected for the model spec {wanted}")
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["output_specs"] = [list(pair) for pair in self.output_specs]
+        return {**doc, "schema_version": SCHEMA_VERSION}
+
+    @classmethod
+    def from_json(cls, doc: Any) -> MethodInfo:
+        _check_version(doc, "method info")
+        body = {k: v for k, v in doc.items() if k != "schema_version"}
+        unknown = set(body) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ProtocolError(f"method info: unknown keys {sorted(unknown)}")
+
+        def text(key: str, optional: bool = False) -> None:
+            value = body.get(key)
+            if value is None and optional:
+                return
+            if not isinstance(value, str):
+                raise ProtocolError(f"method info: {key} is not a string")
+            body[key] = value[: cls.MAX_TEXT]
+
+        text("name")
+        for key in ("summary", "fields_text", "train_version"):
+            if key in body:
+                text(key)
+        for key in ("preset", "default_budget", "problem"):
+            text(key, optional=True)
+        if body.get("reads", "both") not in ("none", "forget", "retain", "both"):
+            raise ProtocolError(f"method info: reads {body.get('reads')!r} is not valid")
+        if body.get("scope", "any") not in ("any", "class"):
+            raise ProtocolError(f"method info: scope {body.get('scope')!r} is not valid")
+        if not isinstance(body.get("has_training_stage", False), bool):
+            raise ProtocolError("method info: has_training_stage is not a boolean")
+        if not isinstance(body.get("params", {}), dict):
+            raise ProtocolError("method info: params is not an object")
+        names = body.get("train_fields")
+        if names is not None:
+            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+                raise ProtocolError("method info: train_fields is not a list of names")
+            body["train_fields"] = tuple(names)
+        described = body.get("fields", [])
+        if not (
+            isinstance(described, list)
+            and len(described) <= 1000
+            and all(
+                isinstance(f, dict) and all(isinstance(v, str) for v in f.values())
+                for f in described
+            )
+        ):
+            raise ProtocolError("method info: fields is not a list of {name, type, default}")
+        body["fields"] = tuple(described)
+        pairs = body.get("output_specs", [])
+        if not isinstance(pairs, list) or not all(
+            isinstance(p, list) and len(p) == 2 for p in pairs
+        ):
+            raise ProtocolError("method info: output_specs is not a list of pairs")
+        body["output_specs"] = tuple(
+            (_spec_dict(a, "method info"), _spec_dict(b, "method info")) for a, b in pairs
+        )
+        return cls(**body)
 
 
 @dataclass(frozen=True)
@@ -180,15 +330,25 @@ class WorkerResult:
         return cls(status, None if seconds is None else float(seconds), **texts, metrics=clean)
 
 
+GiB, MiB = 1 << 30, 1 << 20
+
+
 @dataclass(frozen=True)
 class Limits:
-    """The clock a runner holds a job to."""
+    """The clock and the caps a runner holds a job to. The caps are enforced by the
+    kernel in the sandboxed worker (`isolation.sandbox`), the log cap by the runner;
+    each breach ends the job `crashed` with a reason naming the limit."""
 
     budget: float  # seconds for the timed call
     grace: float = 2.0  # slack past the budget before the kill starts
     term_grace: float = 3.0  # SIGTERM -> SIGKILL
     startup: float = 300.0  # interpreter start, imports and loading the inputs
     poll: float = 0.02
+    memory_bytes: int | None = 4 * GiB  # the worker's private memory (RLIMIT_DATA)
+    file_bytes: int | None = 1 * GiB  # the largest file it may write (RLIMIT_FSIZE)
+    log_bytes: int = 16 * MiB  # stdout.log and stderr.log, each; longer is cut
+    max_processes: int = 1  # 1: the worker alone (threads are free)
+    require_sandbox: bool = False  # refuse to run the job where the kernel offers none
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,14 +398,18 @@ class Outcome:
     seed: int
     status: Status
     folder: Path  # the job folder: `output/weights.pt`, `output/state/`
-    seconds: float | None = None  # the timed call (worker's clock, capped by the wall)
-    wall_seconds: float | None = None  # measured outside: `started` to exit
-    startup_seconds: float | None = None  # measured outside: start to `started`
+    # All three measured by the runner, outside the worker: the worker's own clock is
+    # never believed. `seconds`: from the moment the worker hands over to plugin code
+    # (the plugin's import included) to its exit; `startup_seconds`: start to that moment.
+    seconds: float | None = None
+    wall_seconds: float | None = None  # the same window as `seconds`, on every status
+    startup_seconds: float | None = None
     error: str | None = None
     traceback: str | None = None
     stderr_tail: str = ""
     leftovers_killed: int = 0
     reported: dict[str, float] = field(default_factory=dict)
+    sandbox: str = "none"  # the mechanism it ran under (`isolation.sandbox.MECHANISMS`)
 
     @property
     def weights(self) -> Path:

@@ -1,19 +1,24 @@
 """The worker: run one request in its own process, files in and files out.
 
-`python -m mu_bench.isolation.worker JOB_FOLDER`, or `run_in_child` in a child of the
-warm fork server (`forkserver.py`). The worker reads `JOB_FOLDER/request.json` (the
-protocol's `UnlearnRequest` or `TrainRequest`), imports the method's plugin module (the
-only place plugin code runs), validates its hyperparameters, loads its inputs, writes
-`output/started` just before the timed call (the budget covers that call, not the
-interpreter's start), then writes the returned module's weights to `output/weights.pt`
-and `output/result.json` last. Every exception, `SystemExit` included, becomes an
-`error` result with its traceback; anything that kills the process leaves no result,
-which the runner reports as `crashed`. Its working directory is `output/`.
+`python -m mu_bench.isolation.worker JOB_FOLDER` (or `mu_bench.isolation.confined`,
+which confines the process first), or `run_in_child` in a child of the warm fork server
+(`forkserver.py`), which confines it before calling `run_and_exit`. The worker reads
+`JOB_FOLDER/request.json` (the protocol's `UnlearnRequest`, `TrainRequest` or
+`InspectRequest`), builds the task from its inputs (harness code only), then hands over:
+one byte on the start pipe (`START_FD_VAR`), whose arrival starts the runner's clock,
+and only then imports the method's plugin module (the only place plugin code runs),
+validates its hyperparameters and calls it. So everything plugin code does, its import
+included, falls inside the window the runner measures, and nothing the plugin does can
+move the start. It writes the returned module's weights to `output/weights.pt` and
+`output/result.json` last. Every exception, `SystemExit` included, becomes an `error`
+result with its traceback; anything that kills the process leaves no result, which the
+runner reports as `crashed`. Its working directory is `output/`.
 
 An unlearn request builds an `UnlearnTask` (the starting model, the declared sets, and
 for a method with a training stage its state folder and the rows' training-set
 positions); a train request builds a `TrainTask` (the whole training set and an empty
-`output/state/`).
+`output/state/`); an inspect request describes the method (`MethodInfo` in
+`output/method.json`): fields, validated parameters, preset, declarations, output spec.
 """
 
 from __future__ import annotations
@@ -34,17 +39,22 @@ import torch
 import torch._dynamo  # noqa: F401
 
 from .protocol import (
+    METHOD_INFO,
     OUTPUT,
     REQUEST,
     RESULT,
-    STARTED,
     STATE,
     WEIGHTS,
+    InspectRequest,
+    MethodInfo,
     TrainRequest,
     UnlearnRequest,
     WorkerResult,
     parse_request,
 )
+
+# The descriptor of the start pipe's write end, set by whoever started the worker.
+START_FD_VAR = "MU_BENCH_START_FD"
 
 
 def preload() -> None:
@@ -61,10 +71,81 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _load_method(request: UnlearnRequest | TrainRequest):
+def hand_over() -> None:
+    """Tell the runner that plugin code starts now: one byte on the start pipe, which is
+    then closed (the plugin can neither move nor repeat the signal)."""
+    fd = os.environ.pop(START_FD_VAR, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"s")
+    finally:
+        os.close(int(fd))
+
+
+def _plugin_class(request: UnlearnRequest | TrainRequest | InspectRequest):
     module_name, _, attr = request.method.entry_point.partition(":")
-    cls = getattr(importlib.import_module(module_name), attr)
-    return cls.model_validate(request.params)
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _load_method(request: UnlearnRequest | TrainRequest):
+    return _plugin_class(request).model_validate(request.params)
+
+
+def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
+    """Describe the method (see `MethodInfo`); a failed import raises (an `error` result)."""
+    from ..errors import UsageError
+    from ..method import Method, has_training_stage, instantiate
+    from ..models.spec import ModelSpec
+
+    start = time.perf_counter()
+    name = request.method.name
+    cls = _plugin_class(request)
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        info = MethodInfo(name, problem=f"method '{name}' is {cls!r}, not a subclass of Method")
+        _write_json(folder / OUTPUT / METHOD_INFO, info.to_json())
+        return WorkerResult("ok", time.perf_counter() - start)
+    preset, merged = None, {}
+    if request.use_preset and request.dataset is not None:
+        preset, merged = cls.preset_for(request.dataset, request.forget_rule or "")
+    merged.update(request.params)
+    problem, params, specs = None, {}, []
+    try:
+        method = instantiate(cls, name, merged)
+        params = method.model_dump(mode="json")
+        for spec in request.model_specs:
+            try:
+                out = method.output_spec(ModelSpec.from_dict(spec))
+                specs.append((spec, out.to_dict()))
+            except Exception as exc:
+                problem = f"method '{name}': output_spec() raised {type(exc).__name__}: {exc}"
+                break
+    except UsageError as exc:
+        problem = str(exc)
+    budget = getattr(cls, "default_budget", None)
+    names = getattr(cls, "train_fields", None)
+    info = MethodInfo(
+        name=name,
+        summary=cls.summary(),
+        fields=tuple(
+            {"name": k, "type": getattr(f.annotation, "__name__", str(f.annotation)),
+             "default": repr(f.default)}
+            for k, f in cls.model_fields.items()
+        ),  # fmt: skip
+        fields_text=cls.describe_fields(),
+        params=params,
+        preset=preset,
+        reads=cls.reads,
+        scope=cls.scope,
+        train_fields=None if names is None else tuple(str(n) for n in names),
+        train_version=str(cls.train_version),
+        default_budget=None if budget is None else str(budget),
+        has_training_stage=has_training_stage(cls),
+        output_specs=tuple(specs),
+        problem=problem,
+    )
+    _write_json(folder / OUTPUT / METHOD_INFO, info.to_json())
+    return WorkerResult("ok", time.perf_counter() - start)
 
 
 def _load_split(folder: Path, name: str | None, augment: str, device: torch.device):
@@ -145,16 +226,20 @@ def run(folder: Path) -> WorkerResult:
     from ..toolkit.training import warm_up
 
     request = parse_request(json.loads((folder / REQUEST).read_text()))
-    method = _load_method(request)
+    if isinstance(request, InspectRequest):
+        hand_over()
+        return _inspect(folder, request)
     fields = _common(request)
     if isinstance(request, UnlearnRequest):
-        make_task, call = _unlearn_task(folder, request, fields), method.unlearn
+        make_task = _unlearn_task(folder, request, fields)
     else:
-        make_task, call = _train_task(folder, request, fields), method.train
+        make_task = _train_task(folder, request, fields)
     warm_up()
-    (folder / OUTPUT / STARTED).write_text(str(time.time()))
     task = make_task(Budget(request.budget_seconds))
     synchronize(request.device)
+    hand_over()  # plugin code from here on: the runner's clock runs
+    method = _load_method(request)
+    call = method.unlearn if isinstance(request, UnlearnRequest) else method.train
     start = time.perf_counter()
     returned = call(task)
     synchronize(request.device)
@@ -170,12 +255,26 @@ def run(folder: Path) -> WorkerResult:
     return WorkerResult("ok", seconds, metrics=dict(getattr(task, "reported", {})))
 
 
-def run_in_child(folder: str, env: dict[str, str], sys_path: list[str]) -> None:
-    """Entry point of a worker forked by the fork server (fds already redirected)."""
+def run_in_child(
+    folder: str,
+    env: dict[str, str],
+    sys_path: list[str],
+    sandbox: dict | None = None,
+    start_fd: int | None = None,
+) -> None:
+    """Entry point of a worker forked by the fork server (fds already redirected): take
+    the harness's environment and import path, confine the process (`sandbox`: the
+    runner's `{"policy", "mechanism"}`), run the request and exit."""
     os.environ.clear()
     os.environ.update(env)
+    if start_fd is not None:
+        os.environ[START_FD_VAR] = str(start_fd)
     sys.path[:] = sys_path  # the harness's, so plugins it can import are importable here
     os.chdir(Path(folder) / OUTPUT)
+    if sandbox is not None:
+        from .confined import confine_or_exit
+
+        confine_or_exit(sandbox, keep_fds=() if start_fd is None else (start_fd,))
     run_and_exit(Path(folder))
 
 

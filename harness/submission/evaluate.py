@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .. import __version__
-from ..evaluation.inference import ModelOutputs, infer, load_weights
+from ..evaluation.inference import ModelOutputs, infer, returned_weights
 from ..evaluation.scoring import (
     SubmissionEvaluation,
     aggregate,
@@ -88,7 +88,9 @@ def evaluate(
         if outcome.status == "timeout":  # not scored; what the method said it did stays
             metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
         if outcome.status == "ok":
-            model, _ = load_weights(outcome.weights, execution.out_spec, device)
+            model, problem = returned_weights(outcome.weights, execution.out_spec, device)
+            if problem:  # the file changed after `execute` checked it
+                raise RuntimeError(f"seed {outcome.seed}: {problem}")
             outputs[outcome.seed] = infer(model, art.data)
             metrics = model_metrics(
                 outputs[outcome.seed], art.data, art.split, mia_seed(art.scenario)
@@ -117,8 +119,7 @@ def evaluate(
     confs = forget_confidences((outputs[s.seed] for s in ok), art.data, art.split)
     across = submission_metrics(confs, [s.metrics for s in ok], ref)
     metrics.update(across.metrics)
-    cls = type(sub.method)
-    in_scope = not (cls.scope == "class" and sub.scenario.forget.rule != "class")
+    in_scope = not (sub.method.scope == "class" and sub.scenario.forget.rule != "class")
     notes = [] if in_scope else ["out of scope: a class-unlearning method run on random forgetting"]
     notes.extend(across.notes)
     notes.extend(_truncation_notes(sub.entry.name, seeds))
@@ -139,12 +140,13 @@ def evaluate(
         device=device,
         torch_version=torch.__version__,
         harness_version=__version__,
-        reads=cls.reads,
+        reads=sub.method.reads,
         in_scope=in_scope,
         seeds=tuple(seeds),
         metrics=metrics,
         reference=ref.summary(),
         notes=tuple(notes),
         timings=all_timings,
+        sandbox=execution.sandbox,
     )
     return Evaluation(report, outputs, across)

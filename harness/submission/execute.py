@@ -6,15 +6,17 @@ starting weights (the original model, or the seed's trained model for a method w
 training stage, with a private copy of its state folder and the rows' training-set
 positions) and the sets the method declares it reads. Jobs go to the executor together
 and their outcomes come back in any order; a seed whose training stage failed keeps
-that failure as its outcome and runs no job. Every `ok` outcome's weights are rebuilt
-into the method's declared architecture (`Method.output_spec`) and checked (shapes,
-finite values); anything else becomes `invalid` with the reason. A failed seed never
-stops the others.
+that failure as its outcome and runs no job. Every `ok` outcome's weights are read as
+untrusted input (a regular file under a size cap, `returned_weights`), rebuilt into the
+method's declared architecture (`Method.output_spec`, resolved at plan time) and checked
+(shapes, finite values); anything else becomes `invalid` with the reason. A failed seed
+never stops the others.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -23,11 +25,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..evaluation.inference import load_weights
+from ..evaluation.inference import returned_weights, weights_cap
 from ..isolation.executor import Executor, SerialExecutor
 from ..isolation.launch import prestart
 from ..isolation.protocol import INPUTS, Job, Limits, Outcome, UnlearnRequest
-from ..method import has_training_stage
 from ..seeding import derive_seed
 from .plan import budget_seconds, method_ref
 from .prepare import init_seed
@@ -51,6 +52,7 @@ class Execution:
     outcomes: tuple[Outcome, ...]
     stage_metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # per seed
     timings: dict[str, float] = field(default_factory=dict)
+    sandbox: str = "none"  # the weakest sandbox any of its jobs ran under
 
 
 def write_inputs(sub: Submission, art: Artifacts, folder: Path) -> dict[str, Path]:
@@ -58,7 +60,7 @@ def write_inputs(sub: Submission, art: Artifacts, folder: Path) -> dict[str, Pat
     (written once per submission; jobs link them). Returns {input role: path}."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {"model": art.original.weights}
-    reads = type(sub.method).reads
+    reads = sub.method.reads
     for which, split in (("forget", art.forget), ("retain", art.retain)):
         if reads in (which, "both"):
             torch.save({"x": split.x, "y": split.y}, folder / f"{which}.pt")
@@ -120,34 +122,36 @@ def execute(
     `grace` seconds after its budget."""
     executor = executor or SerialExecutor()
     prestart(device)
-    budget = budget_seconds(
-        sub.budget, sub.scenario, art.retrain_seconds, type(sub.method).default_budget
-    )
+    budget = budget_seconds(sub.budget, sub.scenario, art.retrain_seconds, sub.method.default_budget)
     out_spec = sub.method.output_spec(art.spec)
+    cap = weights_cap(out_spec)
     files = write_inputs(sub, art, work / INPUTS)
     seeds = range(sub.seeds)
     timings: dict[str, float] = {}
     stages: dict[int, TrainedMethod | Outcome] = {}
-    if has_training_stage(type(sub.method)):
+    if sub.method.has_training_stage:
         clock = time.perf_counter()
         stages = run_training_stage(sub, art, device, seeds, executor, work / "train")
         files["index"] = _index_file(art, work / INPUTS)
         timings["train_stage_seconds"] = time.perf_counter() - clock
     outcomes = {s: o for s, o in stages.items() if isinstance(o, Outcome)}
+    limits = sub.worker_limits(budget, grace=grace)
     jobs = [
-        seed_job(sub, art, seed, Limits(budget, grace), device, files, stages.get(seed), out_spec)
+        seed_job(sub, art, seed, limits, device, files, stages.get(seed), out_spec)
         for seed in seeds
         if seed not in outcomes
     ]
     for outcome in executor.run(jobs, work):
         if outcome.status == "ok":
-            _, problem = load_weights(outcome.weights, out_spec, "cpu")
+            _, problem = returned_weights(outcome.weights, out_spec, "cpu", cap)
             if problem:
                 outcome = outcome.with_status("invalid", problem)
         outcomes[outcome.seed] = outcome
         took = f"{outcome.seconds:.2f} s" if outcome.seconds is not None else "-"
         failure = f": {outcome.error}" if outcome.error and outcome.status != "ok" else ""
         log.info("seed %d: %s (%s)%s", outcome.seed, outcome.status, took, failure)
+    sandboxes = {o.sandbox for o in outcomes.values() if o.sandbox}
+    sandbox = min(sandboxes, key=_strength) if sandboxes else "none"
     startups = [o.startup_seconds for o in outcomes.values() if o.startup_seconds is not None]
     if startups:
         timings["worker_startup_seconds"] = statistics.median(startups)
@@ -157,4 +161,12 @@ def execute(
         tuple(outcomes[s] for s in seeds),
         {s: trained_metrics(t, art) for s, t in stages.items() if isinstance(t, TrainedMethod)},
         timings,
+        sandbox,
     )
+
+
+def _strength(mechanism: str) -> int:
+    """Weakest first: a submission is as verified as its least confined job."""
+    from ..isolation.sandbox import MECHANISMS
+
+    return -MECHANISMS.index(mechanism) if mechanism in MECHANISMS else -math.inf

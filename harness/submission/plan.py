@@ -1,21 +1,26 @@
 """Stage 1, plan: validate everything a submission needs before any compute.
 
 Scenario, method, hyperparameters (the preset for the scenario's setting, then
-`--param`), seeds and budget: each is checked here and a problem is a `UsageError`
-naming what is valid, before any data is loaded or model trained, so bad input writes
-nothing. The result, a `Submission`, is plain data the later stages take.
+`--param`), seeds, budget and resource limits: each is checked here and a problem is a
+`UsageError` naming what is valid, before any data is loaded or model trained, so bad
+input writes nothing. The method is described by a sandboxed worker (`describe`: the
+harness never imports plugin code), for the scenario's architecture, which is known
+from the scenario alone (`scenario_spec`), so the architecture the method returns is
+resolved here too. The result, a `Submission`, is plain data the later stages take.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import registry
 from ..errors import UsageError
-from ..isolation.protocol import MethodRef
-from ..method import Method, instantiate
-from ..scenario import Scenario, load
+from ..isolation.protocol import Limits, MethodInfo, MethodRef
+from ..scenario import LimitsConfig, Scenario, load
+
+if TYPE_CHECKING:
+    from ..models.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -24,11 +29,25 @@ class Submission:
 
     scenario: Scenario
     entry: registry.MethodEntry
-    method: Method
+    method: MethodInfo  # the method's own declarations, from its sandboxed inspection
     params: dict[str, Any]  # the validated hyperparameters, JSON types
     preset: str | None  # the preset key applied, if any
     seeds: int
     budget: str | float | None  # seconds, "N%" of retrain time, or None for the default
+    limits: LimitsConfig = LimitsConfig()  # the scenario's, `--memory` applied
+    require_sandbox: bool = False  # refuse to run a job where the kernel offers none
+
+    def worker_limits(self, budget: float, **clock: float) -> Limits:
+        """The limits every job of this submission runs under (`budget`: seconds)."""
+        return Limits(
+            budget,
+            **clock,
+            memory_bytes=self.limits.memory,
+            file_bytes=self.limits.file_size,
+            log_bytes=self.limits.log_size,
+            max_processes=self.limits.processes,
+            require_sandbox=self.require_sandbox,
+        )
 
 
 def method_ref(entry: registry.MethodEntry) -> MethodRef:
@@ -77,6 +96,54 @@ def budget_seconds(
     return float(budget)
 
 
+def scenario_spec(scenario: Scenario) -> ModelSpec:
+    """The scenario's architecture, from its sections and its dataset's declared input
+    shape and classes (nothing loaded; `prepare` checks it against the data)."""
+    from ..data.registry import signature
+    from ..models.registry import spec_for
+
+    shape, classes = signature(scenario.data)
+    return spec_for(scenario.model, shape, classes)
+
+
+def describe_method(
+    entry: registry.MethodEntry,
+    scenario: Scenario | None = None,
+    params: dict[str, Any] | None = None,
+    use_preset: bool = True,
+    limits: LimitsConfig | None = None,
+    require_sandbox: bool = False,
+) -> MethodInfo:
+    """The method's sandboxed description, for `scenario` when given (its preset, its
+    architecture); raises UsageError when the plugin cannot be imported or described."""
+    from ..isolation.describe import INSPECT_LIMITS, InspectionFailed, describe
+
+    caps = limits or LimitsConfig()
+    try:
+        return describe(
+            method_ref(entry),
+            params,
+            use_preset=use_preset and scenario is not None,
+            dataset=scenario.data.dataset if scenario else None,
+            forget_rule=scenario.forget.rule if scenario else None,
+            model_specs=(scenario_spec(scenario).to_dict(),) if scenario else (),
+            limits=Limits(
+                **INSPECT_LIMITS,
+                memory_bytes=caps.memory,
+                file_bytes=caps.file_size,
+                log_bytes=caps.log_size,
+                max_processes=caps.processes,
+                require_sandbox=require_sandbox,
+            ),
+        )
+    except InspectionFailed as exc:
+        what = "failed to import" if exc.status == "error" else "could not be inspected:"
+        raise UsageError(
+            f"method '{entry.name}' (from {entry.distribution} {entry.version}) {what} "
+            f"{entry.value}: {exc}"
+        ) from None
+
+
 def plan(
     method_name: str,
     scenario_ref: str | Scenario,
@@ -84,34 +151,45 @@ def plan(
     budget: str | None = None,
     params: dict[str, str] | None = None,
     use_preset: bool = True,
+    *,
+    memory: str | int | None = None,
+    require_sandbox: bool = False,
 ) -> Submission:
     """Validate everything a submission needs; raises UsageError naming what is valid.
-    `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`."""
+    `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`;
+    `memory` overrides the scenario's worker memory cap ("6 GiB", bytes)."""
     scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
     entry = registry.get(method_name)
-    cls = entry.load()
-    preset, merged = None, {}
-    if use_preset and isinstance(cls, type) and issubclass(cls, Method):
-        preset, merged = cls.preset_for(scenario.data.dataset, scenario.forget.rule)
-    default_budget = getattr(cls, "default_budget", None)
-    if default_budget is not None:
-        try:
-            parse_budget(default_budget)
-        except UsageError:
-            raise UsageError(
-                f"method '{method_name}' declares default_budget = {default_budget!r}: give "
-                "seconds (e.g. '30') or a percentage of the retrain time (e.g. '150%')"
-            ) from None
-    merged.update(params or {})
-    method = instantiate(cls, method_name, merged)
     if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds {seeds}: give at least 1")
+    parsed_budget = parse_budget(budget)
+    limits = scenario.limits
+    if memory is not None:
+        from ..scenario import parse_size
+
+        try:
+            limits = limits.model_copy(update={"memory": parse_size(memory)})
+        except ValueError as exc:
+            raise UsageError(f"--memory: {exc}") from None
+    info = describe_method(entry, scenario, params, use_preset, limits, require_sandbox)
+    if info.problem:
+        raise UsageError(info.problem)
+    if info.default_budget is not None:
+        try:
+            parse_budget(info.default_budget)
+        except UsageError:
+            raise UsageError(
+                f"method '{method_name}' declares default_budget = {info.default_budget!r}: "
+                "give seconds (e.g. '30') or a percentage of the retrain time (e.g. '150%')"
+            ) from None
     return Submission(
         scenario,
         entry,
-        method,
-        method.model_dump(mode="json"),
-        preset,
+        info,
+        info.params,
+        info.preset,
         seeds or scenario.submit.seeds,
-        parse_budget(budget),
+        parsed_budget,
+        limits,
+        require_sandbox,
     )

@@ -34,6 +34,7 @@ import torch
 from ..cache import Cache
 from ..data.dataset import Dataset
 from ..data.forget import ForgetSplit, make_split
+from ..data import registry as data_registry
 from ..data.registry import build_dataset
 from ..data.split import Split
 from ..device import resolve_device, synchronize
@@ -230,6 +231,12 @@ def prepare(
     data = build_dataset(scenario.data, scenario.seed)
     split = make_split(scenario.forget, scenario.seed, data)
     spec = spec_for(scenario.model, data.input_shape, data.num_classes)
+    declared = data_registry.signature(scenario.data)
+    if (data.input_shape, data.num_classes) != declared:  # plan resolved the spec from these
+        raise RuntimeError(
+            f"dataset '{scenario.data.dataset}' declares inputs {declared[0]} and "
+            f"{declared[1]} classes, but loaded {data.input_shape} and {data.num_classes}"
+        )
     full = Split(data.x_train, data.y_train, scenario.train.augment)
     retain = full.subset(split.retain_idx)
 

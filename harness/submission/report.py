@@ -47,6 +47,9 @@ class Report:
     # evaluation, figures.
     timings: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
+    # The sandbox its workers ran under ("landlock+bwrap", "landlock", "bwrap"; "none":
+    # unconfined, shown as unverified on the leaderboard).
+    sandbox: str = "none"
 
     @property
     def status(self) -> str:

@@ -26,11 +26,12 @@ import torch
 
 from ..cache import Cache
 from ..errors import UsageError
-from ..evaluation.inference import ModelOutputs, infer, load_weights
+from ..evaluation.inference import ModelOutputs, infer, load_weights, returned_weights
 from ..evaluation.metrics.accuracy import accuracy
 from ..hashing import key_of
 from ..isolation.executor import Executor
-from ..isolation.protocol import INPUTS, Job, Limits, Outcome, TrainRequest
+from ..isolation.protocol import INPUTS, Job, Outcome, TrainRequest
+from ..isolation.untrusted import check_tree
 from ..paths import cache_root
 from ..seeding import derive_seed
 from .plan import method_ref
@@ -68,7 +69,7 @@ def train_limit(art: Artifacts) -> float:
 
 def training_params(sub: Submission) -> dict[str, Any]:
     """The validated fields that key the training stage (`Method.train_fields`)."""
-    names = type(sub.method).train_fields
+    names = sub.method.train_fields
     if names is None:
         return dict(sub.params)
     unknown = sorted(set(names) - set(sub.params))
@@ -90,7 +91,7 @@ def stage_key(sub: Submission, art: Artifacts, seed: int, device: str) -> str:
             "method": sub.entry.value,
             "distribution": sub.entry.distribution,
             "version": sub.entry.version,
-            "train_version": type(sub.method).train_version,
+            "train_version": sub.method.train_version,
             "fields": training_params(sub),
             "seed": seed,
             "device": torch.device(device).type,
@@ -112,7 +113,7 @@ def _job(sub: Submission, art: Artifacts, seed: int, device: str, train_file: Pa
         recipe=sub.scenario.train.model_dump(mode="json"),
         inputs={"train": f"{INPUTS}/train.pt"},
     )
-    limits = Limits(budget=train_limit(art))
+    limits = sub.worker_limits(train_limit(art))
     return Job(f"train-seed-{seed}", request, {f"{INPUTS}/train.pt": train_file}, limits)
 
 
@@ -151,7 +152,9 @@ def run_training_stage(
         jobs = [_job(sub, art, seed, device, train_file) for seed in missing]
         for outcome in executor.run(jobs, work):
             if outcome.status == "ok":
-                _, problem = load_weights(outcome.weights, out_spec, "cpu")
+                _, problem = returned_weights(outcome.weights, out_spec, "cpu")
+                if not problem and outcome.state.exists():
+                    problem = check_tree(outcome.state)
                 if problem:
                     outcome = outcome.with_status("invalid", problem)
             if outcome.status != "ok":

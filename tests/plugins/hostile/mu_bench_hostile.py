@@ -54,6 +54,7 @@ class Aim:
     model: nn.Module | None = None
     forget: tuple[torch.Tensor, torch.Tensor] | None = None
     report: dict[str, Any] = field(default_factory=dict)
+    own: list[Path] = field(default_factory=list)  # its request and private temp folder
 
     def record(self, **items: Any) -> None:
         self.report.update(items)
@@ -64,7 +65,7 @@ class Aim:
     def mine(self, path: Path) -> bool:
         """Its own files: reading those is allowed and proves nothing."""
         real = Path(os.path.realpath(path))
-        own = [self.seed_dir, *self.inputs]
+        own = [self.seed_dir, *self.inputs, *self.own]
         return any(real == p or p in real.parents for p in (Path(os.path.realpath(o)) for o in own))
 
 
@@ -257,7 +258,8 @@ def overwrite(aim: Aim) -> None:
     folder around its seed folder (other seeds, the inputs) and its own inputs (hard
     links into the cache); drop a file in every folder it can."""
     deadline = time.monotonic() + _env_int("MU_BENCH_HOSTILE_SECONDS", 20)
-    roots = [*targets(), aim.seed_dir.parent, *aim.inputs]
+    # the targets, the folders around its own (its job's, the other seeds'), its inputs
+    roots = [*targets(), aim.seed_dir.parent, aim.seed_dir.parent.parent, *aim.inputs]
     overwritten: list[str] = []
     planted: list[str] = []
     refused = 0
@@ -265,8 +267,8 @@ def overwrite(aim: Aim) -> None:
     folders: set[Path] = set()
     for path in walk(roots, deadline, aim):
         real = Path(os.path.realpath(path))
-        if real == aim.seed_dir or aim.seed_dir in real.parents:
-            continue
+        if any(real == p or p in real.parents for p in (aim.seed_dir, *aim.own)):
+            continue  # its own folders: writing there is allowed
         folders.add(path.parent)
         try:
             with open(path, "r+b") as fh:
@@ -360,14 +362,15 @@ ATTACKS = {
 
 # --- the plugins ------------------------------------------------------------------------
 def _aim(task: UnlearnTask, with_forget: bool) -> Aim:
-    seed_dir = Path.cwd()  # the worker runs in its seed folder
-    spec = json.loads((seed_dir / "task.json").read_text())
-    inputs = [Path(p) for p in spec["inputs"].values() if isinstance(p, str)]
+    seed_dir = Path.cwd()  # the worker runs in its job folder's output/
+    job = seed_dir.parent
+    spec = json.loads((job / "request.json").read_text())
+    inputs = [job / p for p in spec["inputs"].values() if isinstance(p, str)]
     forget = None
     if with_forget:
         split = task.forget
         forget = (split.x, split.y)
-    return Aim(seed_dir, inputs, task.model, forget)
+    return Aim(seed_dir, inputs, task.model, forget, own=[job / "request.json", job / "tmp"])
 
 
 class _Hostile(Method):

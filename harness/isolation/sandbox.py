@@ -578,7 +578,8 @@ def confine(
     2 not in `keep_fds` is closed first: Landlock checks opens, not descriptors already
     open, so one inherited from the fork server would be a way around it. Raises
     SandboxError when a step the mechanism promises fails; the caller must then not run
-    the plugin."""
+    the plugin. With `mechanism` "none" only the descriptors, the parent-death signal and
+    the resource limits apply (the sandbox forced off, or absent)."""
     mechanism = mechanism or detect()
     info = Confinement(mechanism)
     if _threads() > 1:
@@ -589,6 +590,11 @@ def confine(
     # word (the worker dies of SIGXFSZ) rather than an OSError the plugin could swallow.
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     _apply_limits(policy, info)
+    if mechanism == "none":  # the sandbox is off: the resource limits alone
+        if policy.max_processes == 1:
+            info.gaps.append("processes: not capped without seccomp")
+        info.gaps.append("files, network, signals: not confined (no sandbox)")
+        return info
     _check(_prctl(_PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
     drop_capabilities()
     if "landlock" in mechanism:
