@@ -14,7 +14,6 @@ About 40 s in all on two busy cores (four helper runs; the searches are capped a
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import os
@@ -34,10 +33,11 @@ import pytest
 
 from mu_bench.isolation import sandbox
 
+from .unprivileged import USER, ensure_user, interpreter_for
+
 HERE = Path(__file__).parent
 HOSTILE = HERE / "plugins" / "hostile"
 CHILD = HERE / "sandbox_child.py"
-USER = "mubench-sbx"
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox is Linux-only")
 needs_landlock = pytest.mark.skipif(sandbox.landlock_abi() < 6, reason="Landlock ABI < 6")
@@ -330,60 +330,6 @@ def jobs_for(w: World, mechanism: str, extra: tuple[str, ...] = ()) -> list[dict
             }
         )
     return jobs
-
-
-def _site_shim() -> str:
-    """A folder whose sitecustomize adds our site-packages as a site dir (so its .pth
-    files, the editable install's among them, take effect in another interpreter)."""
-    shim = Path(tempfile.mkdtemp(prefix="mu-bench-sbx-site-"))
-    os.chmod(shim, 0o755)
-    sites = [p for p in sys.path if p.endswith("site-packages")]
-    (shim / "sitecustomize.py").write_text(
-        "import site\n" + "".join(f"site.addsitedir({p!r})\n" for p in sites)
-    )
-    os.chmod(shim / "sitecustomize.py", 0o644)
-    atexit.register(shutil.rmtree, shim, True)
-    return str(shim)
-
-
-def interpreter_for(user: str | None) -> tuple[list[str], dict[str, str]] | None:
-    """A Python that `user` can run with this venv's packages: ours, or the system's of the
-    same version with our site-packages on PYTHONPATH (ours may live under /root)."""
-    env = dict(os.environ)
-    if user is None:
-        return [sys.executable], env
-    prefix = ["runuser", "-u", user, "--"]
-    probe = "import importlib.util as u, mu_bench.isolation.sandbox; assert u.find_spec('torch')"
-    candidates = [([sys.executable], {})]
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    system = shutil.which(version, path="/usr/bin:/usr/local/bin")
-    if system:
-        candidates.append(([system], {"PYTHONPATH": _site_shim()}))
-    for argv, extra in candidates:
-        run_env = {**env, **extra}
-        ok = subprocess.run(
-            [*prefix, *argv, "-c", probe], env=run_env, capture_output=True, cwd="/"
-        )
-        if ok.returncode == 0:
-            return [*prefix, *argv], run_env
-    return None
-
-
-def ensure_user() -> int | None:
-    """The uid of an unprivileged test user (created when running as root), or None."""
-    if os.geteuid() != 0 or not shutil.which("runuser"):
-        return None
-    try:
-        return pwd.getpwnam(USER).pw_uid
-    except KeyError:
-        pass
-    made = subprocess.run(
-        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
-        capture_output=True,
-    )
-    if made.returncode != 0:
-        return None
-    return pwd.getpwnam(USER).pw_uid
 
 
 @dataclass

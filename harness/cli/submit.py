@@ -163,6 +163,7 @@ def sandbox_guard(uri: str, flag: bool) -> bool:
         else None
     )
     if why is None:
+        say("no sandbox confines the workers here: the run is recorded unverified")
         return False
     raise UsageError(
         f"{why} asks for a sandbox, and this machine offers none "

@@ -16,27 +16,13 @@ import sys
 from pathlib import Path
 
 SANDBOX_FILE = "sandbox.json"
-SANDBOX_FAILED = 71  # exit code: the sandbox could not be applied; no plugin code ran
-
-
-def confine_or_exit(sandbox: dict, keep_fds: tuple[int, ...] = ()) -> None:
-    """Confine this process as the runner asked (`{"policy", "mechanism"}`), or exit
-    with `SANDBOX_FAILED` before any plugin code can run."""
-    from .sandbox import Policy, SandboxError, confine
-
-    try:
-        confine(Policy.from_dict(sandbox["policy"]), sandbox["mechanism"], keep_fds=keep_fds)
-    except (SandboxError, OSError, ValueError, KeyError) as exc:
-        sys.stderr.write(f"mu-bench: the sandbox could not be applied: {exc}\n")
-        sys.stderr.flush()
-        os._exit(SANDBOX_FAILED)
-
-
 def main() -> None:
     folder = Path(sys.argv[1])
     sandbox = json.loads((folder / SANDBOX_FILE).read_text())
     start_fd = os.environ.get("MU_BENCH_START_FD")
     os.chdir(folder / "output")
+    from .sandbox import confine_or_exit
+
     confine_or_exit(sandbox, keep_fds=() if start_fd is None else (int(start_fd),))
     from .worker import run_and_exit  # torch, then the plugin: confined from here on
 

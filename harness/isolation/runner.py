@@ -40,7 +40,6 @@ from pathlib import Path
 
 from ..cache import link_or_copy
 from . import sandbox as sb
-from .confined import SANDBOX_FAILED
 from .launch import ServerDied, start_worker, sweep, worker_env
 from .policy import job_policy, mechanism
 from .protocol import (
@@ -232,7 +231,7 @@ def run_job(job: Job, folder: Path) -> Outcome:
     if killed_for == "startup":
         error = f"worker did not reach the timed call within {limits.startup:g} s"
         return Outcome(status="timeout", error=error, **common)
-    if code == SANDBOX_FAILED and started is None:
+    if code == sb.SANDBOX_FAILED and started is None:
         error = "the sandbox could not be applied: " + common["stderr_tail"].strip()[-500:]
         return Outcome(status="crashed", error=error, **common)
     if getattr(proc, "server_died", False):

@@ -154,12 +154,15 @@ def _bpf(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def seccomp_program(arch: str, no_processes: bool) -> bytes:
+def seccomp_program(arch: str, no_processes: bool, shared_memory: bool = False) -> bytes:
     """The filter: refuse `_DENIED` with EACCES; with `no_processes`, kill the worker on
     fork, vfork or a clone that is not a thread (clone3 answers ENOSYS, so libc falls back
-    to clone, whose flags the filter can read)."""
+    to clone, whose flags the filter can read). `shared_memory` (GPU workers: the CUDA
+    driver may use them) lets memfds and shared anonymous mappings through, which the
+    memory cap then does not count."""
     nr = _NR[arch]
-    body: list[tuple[int, int]] = [(nr[name], _RET_ERRNO | errno.EACCES) for name in _DENIED]
+    denied = [n for n in _DENIED if not (shared_memory and n == "memfd_create")]
+    body: list[tuple[int, int]] = [(nr[name], _RET_ERRNO | errno.EACCES) for name in denied]
     if no_processes:
         body += [(nr[n], _RET_KILL_PROCESS) for n in ("fork", "vfork") if n in nr]
         body.append((nr["clone3"], _RET_ERRNO | errno.ENOSYS))
@@ -173,14 +176,15 @@ def seccomp_program(arch: str, no_processes: bool) -> bytes:
         prog += [_bpf(_JGE, 0x40000000, jf=1), _bpf(_RET, _RET_KILL_PROCESS)]
     for number, action in body:
         prog += [_bpf(_JEQ, number, jf=1), _bpf(_RET, action)]
-    prog += [  # mmap with MAP_SHARED and MAP_ANONYMOUS both set: refused; other mmaps pass
-        _bpf(_JEQ, nr["mmap"], jf=5),
-        _bpf(_LD_ABS_W, 16 + 3 * 8),  # low half of args[3]: the flags
-        _bpf(_AND, _MAP_SHARED_ANONYMOUS),
-        _bpf(_JEQ, _MAP_SHARED_ANONYMOUS, jf=1),
-        _bpf(_RET, _RET_ERRNO | errno.EACCES),
-        _bpf(_RET, _RET_ALLOW),
-    ]
+    if not shared_memory:  # mmap with MAP_SHARED and MAP_ANONYMOUS: refused; others pass
+        prog += [
+            _bpf(_JEQ, nr["mmap"], jf=5),
+            _bpf(_LD_ABS_W, 16 + 3 * 8),  # low half of args[3]: the flags
+            _bpf(_AND, _MAP_SHARED_ANONYMOUS),
+            _bpf(_JEQ, _MAP_SHARED_ANONYMOUS, jf=1),
+            _bpf(_RET, _RET_ERRNO | errno.EACCES),
+            _bpf(_RET, _RET_ALLOW),
+        ]
     if no_processes:
         prog += [
             _bpf(_JEQ, nr["clone"], jf=4),
@@ -558,7 +562,11 @@ def _seccomp(policy: Policy, info: Confinement) -> None:
     if arch not in _NR:
         info.gaps.append(f"seccomp: no filter for {arch}; sockets and processes not refused")
         return
-    prog = seccomp_program(arch, no_processes=policy.max_processes == 1)
+    prog = seccomp_program(
+        arch, no_processes=policy.max_processes == 1, shared_memory=bool(policy.devices)
+    )
+    if policy.devices:
+        info.gaps.append("memory: shared mappings allowed for the GPU driver, not capped")
     buf = ctypes.create_string_buffer(prog, len(prog))
     fprog = struct.pack("=HxxxxxxQ", len(prog) // 8, ctypes.addressof(buf))
     fbuf = ctypes.create_string_buffer(fprog, len(fprog))
@@ -606,6 +614,20 @@ def confine(
         info.gaps.append("files: no Landlock; only the bwrap mount view, if any")
     _seccomp(policy, info)
     return info
+
+
+SANDBOX_FAILED = 71  # exit code: the sandbox could not be applied; no plugin code ran
+
+
+def confine_or_exit(sandbox: dict, keep_fds: tuple[int, ...] = ()) -> None:
+    """Confine this process as the runner asked (`{"policy", "mechanism"}`), or exit
+    with `SANDBOX_FAILED` before any plugin code can run."""
+    try:
+        confine(Policy.from_dict(sandbox["policy"]), sandbox["mechanism"], keep_fds=keep_fds)
+    except (SandboxError, OSError, ValueError, KeyError) as exc:
+        sys.stderr.write(f"mu-bench: the sandbox could not be applied: {exc}\n")
+        sys.stderr.flush()
+        os._exit(SANDBOX_FAILED)
 
 
 # --- the parent's side ------------------------------------------------------------------

@@ -272,7 +272,7 @@ def run_in_child(
     sys.path[:] = sys_path  # the harness's, so plugins it can import are importable here
     os.chdir(Path(folder) / OUTPUT)
     if sandbox is not None:
-        from .confined import confine_or_exit
+        from .sandbox import confine_or_exit
 
         confine_or_exit(sandbox, keep_fds=() if start_fd is None else (start_fd,))
     run_and_exit(Path(folder))
