@@ -222,7 +222,10 @@ class MethodInfo:
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
+        doc["fields"] = list(doc["fields"])
         doc["output_specs"] = [list(pair) for pair in self.output_specs]
+        if self.train_fields is not None:
+            doc["train_fields"] = list(self.train_fields)
         return {**doc, "schema_version": SCHEMA_VERSION}
 
     @classmethod
@@ -257,12 +260,12 @@ class MethodInfo:
             raise ProtocolError("method info: params is not an object")
         names = body.get("train_fields")
         if names is not None:
-            if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            if not (isinstance(names, list | tuple) and all(isinstance(n, str) for n in names)):
                 raise ProtocolError("method info: train_fields is not a list of names")
             body["train_fields"] = tuple(names)
         described = body.get("fields", [])
         if not (
-            isinstance(described, list)
+            isinstance(described, list | tuple)
             and len(described) <= 1000
             and all(
                 isinstance(f, dict) and all(isinstance(v, str) for v in f.values())
@@ -272,8 +275,8 @@ class MethodInfo:
             raise ProtocolError("method info: fields is not a list of {name, type, default}")
         body["fields"] = tuple(described)
         pairs = body.get("output_specs", [])
-        if not isinstance(pairs, list) or not all(
-            isinstance(p, list) and len(p) == 2 for p in pairs
+        if not isinstance(pairs, list | tuple) or not all(
+            isinstance(p, list | tuple) and len(p) == 2 for p in pairs
         ):
             raise ProtocolError("method info: output_specs is not a list of pairs")
         body["output_specs"] = tuple(
