@@ -16,7 +16,8 @@ def methods(
     load: Annotated[
         bool,
         typer.Option(
-            "--load", help="Import each plugin (in a sandboxed worker) to check it and show its fields."
+            "--load",
+            help="Import each plugin (in a sandboxed worker) to check it and show its fields.",
         ),
     ] = False,
     as_json: JsonOpt = False,

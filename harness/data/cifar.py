@@ -46,6 +46,8 @@ _SPECS = {
     "cifar10": ("CIFAR10", "cifar-10-batches-py", 10),
     "cifar100": ("CIFAR100", "cifar-100-python", 100),
 }
+
+
 def num_classes(name: str) -> int:
     return _SPECS[name][2]
 

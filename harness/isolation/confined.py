@@ -16,6 +16,39 @@ import sys
 from pathlib import Path
 
 SANDBOX_FILE = "sandbox.json"
+
+
+def _find_library_without_processes() -> None:
+    """Answer `ctypes.util.find_library` from one `ldconfig -p` listing taken now.
+
+    Importing torch asks it for libdl (through cuda.pathfinder), and the stdlib answers
+    by running `ldconfig -p` (then gcc, then ld): a process start, which the confined
+    worker is killed for. The fork path never sees this (its server imports torch before
+    any confinement); here the listing is read before confining, and a name it lacks is
+    reported missing instead of asking gcc."""
+    import ctypes.util
+    import re
+    import subprocess
+
+    try:
+        listing = subprocess.run(
+            ["/sbin/ldconfig", "-p"],
+            capture_output=True,
+            env={"LC_ALL": "C", "LANG": "C"},
+            timeout=10,
+        ).stdout.decode(errors="replace")
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+
+    abi = "libc6,x86-64" if os.uname().machine == "x86_64" else "libc6"  # as the stdlib
+
+    def find_library(name: str) -> str | None:
+        found = re.search(rf"\s(lib{re.escape(name)}\.[^\s]+)\s+\({re.escape(abi)}", listing)
+        return found.group(1) if found else None
+
+    ctypes.util.find_library = find_library
+
+
 def main() -> None:
     folder = Path(sys.argv[1])
     sandbox = json.loads((folder / SANDBOX_FILE).read_text())
@@ -23,6 +56,8 @@ def main() -> None:
     os.chdir(folder / "output")
     from .sandbox import confine_or_exit
 
+    _find_library_without_processes()
+    sys.path[:] = sandbox.get("sys_path", sys.path)
     confine_or_exit(sandbox, keep_fds=() if start_fd is None else (int(start_fd),))
     from .worker import run_and_exit  # torch, then the plugin: confined from here on
 

@@ -93,7 +93,9 @@ class SpawnedWorker:
         else:
             from .confined import SANDBOX_FILE
 
-            (folder / SANDBOX_FILE).write_text(json.dumps(sandbox))
+            # The harness's import path, as a forked worker gets it: plugins it can
+            # import (a folder added at run time included) are importable there.
+            (folder / SANDBOX_FILE).write_text(json.dumps({**sandbox, "sys_path": sys.path}))
             if self.bwrap:
                 from .sandbox import Policy, bwrap_command
 
@@ -204,8 +206,7 @@ class ServerView:
             return True
         roots = [Path(r) for r in self.roots]
         return other.reads <= self.reads and all(
-            any(Path(r) == root or root in Path(r).parents for root in roots)
-            for r in other.roots
+            any(Path(r) == root or root in Path(r).parents for root in roots) for r in other.roots
         )
 
     def union(self, other: ServerView) -> ServerView:
@@ -234,7 +235,9 @@ class ForkServer:
             for root in self.view.roots:
                 Path(root).mkdir(parents=True, exist_ok=True)
             argv = bwrap_command(
-                argv, Policy(read=tuple(sorted(self.view.reads))), write_roots=sorted(self.view.roots)
+                argv,
+                Policy(read=tuple(sorted(self.view.reads))),
+                write_roots=sorted(self.view.roots),
             )
         self.proc = subprocess.Popen(
             argv,

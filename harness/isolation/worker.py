@@ -128,8 +128,11 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         name=name,
         summary=cls.summary(),
         fields=tuple(
-            {"name": k, "type": getattr(f.annotation, "__name__", str(f.annotation)),
-             "default": repr(f.default)}
+            {
+                "name": k,
+                "type": getattr(f.annotation, "__name__", str(f.annotation)),
+                "default": repr(f.default),
+            }
             for k, f in cls.model_fields.items()
         ),  # fmt: skip
         fields_text=cls.describe_fields(),

@@ -122,7 +122,9 @@ def execute(
     `grace` seconds after its budget."""
     executor = executor or SerialExecutor()
     prestart(device)
-    budget = budget_seconds(sub.budget, sub.scenario, art.retrain_seconds, sub.method.default_budget)
+    budget = budget_seconds(
+        sub.budget, sub.scenario, art.retrain_seconds, sub.method.default_budget
+    )
     out_spec = sub.method.output_spec(art.spec)
     cap = weights_cap(out_spec)
     files = write_inputs(sub, art, work / INPUTS)
