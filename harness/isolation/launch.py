@@ -28,6 +28,7 @@ import select
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -165,6 +166,23 @@ class ServerPool:
             if not (self._idle or self._busy or self._starting):
                 self._spawn()
 
+    def ready(self, n: int, timeout: float | None = None) -> bool:
+        """Start servers until `n` exist and wait until `n` are idle (benchmarks and tests
+        that measure a steady state); False if that took longer than `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self.size = max(self.size, n)
+            while True:
+                self._idle = [s for s in self._idle if s.alive]
+                if len(self._idle) >= n:
+                    return True
+                for _ in range(n - len(self._idle) - self._busy - self._starting):
+                    self._spawn()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+
     def _spawn(self) -> None:  # under the condition's lock
         self._starting += 1
         threading.Thread(target=self._start_one, name="mu-bench-forkserver", daemon=True).start()
@@ -214,7 +232,11 @@ def server_pool() -> ServerPool:
 
 
 class ForkedWorker:
-    """A child of a warm fork server; it makes itself a session leader first thing."""
+    """A child of a warm fork server; it makes itself a session leader first thing.
+
+    Its server goes back to the pool only after `sweep` (or when the server fails): the
+    sweep kills whatever carries the server's token, so the server must not have forked
+    the next job yet."""
 
     def __init__(self, folder: Path, env: dict[str, str]):
         self.server = _pool.acquire()
@@ -223,11 +245,12 @@ class ForkedWorker:
         try:
             self.pid = self.server.fork(folder, env)
         except BaseException:
-            self._release()
+            self.release()
             raise
         self._code: int | None = None
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Hand the server back to the pool (once)."""
         if not self._released:
             self._released = True
             _pool.release(self.server)
@@ -240,10 +263,8 @@ class ForkedWorker:
             try:
                 self._code = self.server.exit_code(timeout)
             except BaseException:
-                self._release()
+                self.release()
                 raise
-            if self._code is not None:
-                self._release()
         return self._code
 
 
@@ -283,4 +304,6 @@ def sweep(worker: SpawnedWorker | ForkedWorker, token: str) -> int:
             with contextlib.suppress(psutil.Error, OSError):
                 proc.kill()
                 killed += 1
+    if isinstance(worker, ForkedWorker):
+        worker.release()  # only now may its server fork the next job
     return killed
