@@ -39,6 +39,7 @@ import io
 import logging
 import os
 import shutil
+import socket
 import tarfile
 import threading
 import uuid
@@ -288,7 +289,9 @@ class DaskExecutor:
         from distributed import Client
 
         address = parse_address(url)
-        try:
+        host, port = address[len("tcp://") :].rsplit(":", 1)
+        try:  # a quick, clear answer where nothing listens (Dask would retry until timeout)
+            socket.create_connection((host, int(port)), timeout=timeout).close()
             client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise UsageError(
@@ -349,7 +352,7 @@ class DaskExecutor:
 
         for job in jobs:
             Variable(counters[job.key], client=self.client).set(0)
-        pending = as_completed([submit(job) for job in jobs])
+        pending = as_completed([submit(job) for job in jobs], loop=self.client.loop)
         try:
             for future in pending:
                 job = by_future.pop(future)
