@@ -1,0 +1,87 @@
+"""The forget-quality ceiling estimated from a pool of gold models, not from one draw.
+
+The ceiling is the forget quality F (`metrics.forget_quality`) that exact unlearning
+gets: N retrained models scored against N other retrained models. Today's
+`evaluation.forget_quality_ceiling` takes one such draw (holdout models 0..N-1 against
+gold models 0..N-1); F of one draw varies a lot from draw to draw (at N = 8 on digits, a
+standard deviation of several percent of its mean, see benchmarks/ceiling_spread.py),
+and a method's normalised F inherits that noise.
+
+Estimator: from a pool of M gold models (all retrained on the retain set with distinct
+seeds, e.g. the gold and holdout sets together), draw ordered pairs (A, B) of disjoint
+N-model sets, without replacement: each round shuffles the pool (a seeded permutation)
+and cuts it into floor(M / 2N) consecutive pairs (A scored as the "unlearned" side, B as
+the gold side), until `pairs` pairs. Every pair has the distribution of the single-draw
+ceiling (two disjoint sets of N i.i.d. retrained models), so
+- `mean`, the average F over the pairs, is an unbiased estimate of the expected ceiling
+  E[F] at this N, with far less variance than one draw;
+- `std`, the standard deviation of F over the pairs, estimates the spread of one draw
+  (what a retrained method's F itself varies by);
+- `se` is a conservative standard error of `mean`: `std / sqrt(floor(M / 2N))`, as if
+  only the pairs of one round were independent (pairs of different rounds share
+  models, so the naive std / sqrt(pairs) would be too small).
+Disjoint and without replacement, not a bootstrap: resampling with replacement would put
+one model twice in a set, or in both sets, and F sees a repeated model as a narrower
+distribution (its 1% range rule and its thresholds), biasing the ceiling. M >= 2N is
+required; with M = 2N every round is one split of the same pool, which still averages
+over the C(2N, N) / 2 ways to split it.
+
+Cost: one F per pair (about 2 ms per forget example at N = 8, 5 ms at N = 64: digits'
+forget sets of about 145 examples take 0.3 s at N = 8, so the default 20 pairs take
+about 6 s; computed once per pool and cacheable like today's ceiling).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics.forget_quality import forget_quality
+
+
+@dataclass(frozen=True)
+class CeilingEstimate:
+    mean: float  # the ceiling: mean F over pairs
+    std: float  # spread of a single draw's F (0 with one pair)
+    se: float  # conservative standard error of `mean`
+    values: np.ndarray  # F of each pair, in draw order
+    n_models: int  # N per side
+    pool: int  # M, the models the pairs were drawn from
+
+
+def pooled_ceiling(
+    confidences: np.ndarray, n: int, *, pairs: int = 20, seed: int = 0
+) -> CeilingEstimate:
+    """The ceiling at N = `n` from (M, forget examples) confidences of M gold models."""
+    confs = np.asarray(confidences, np.float64)
+    if confs.ndim != 2:
+        raise ValueError(f"need (models, examples) confidences, got shape {confs.shape}")
+    m = len(confs)
+    if n < 2 or m < 2 * n:
+        raise ValueError(
+            f"a ceiling at N = {n} needs N >= 2 and at least 2N = {2 * n} gold models in "
+            f"the pool, got {m}"
+        )
+    if pairs < 1:
+        raise ValueError(f"pairs must be at least 1, got {pairs}")
+    rng = np.random.default_rng(seed)
+    per_round = m // (2 * n)
+    values: list[float] = []
+    while len(values) < pairs:
+        order = rng.permutation(m)
+        for r in range(min(per_round, pairs - len(values))):
+            a = order[2 * n * r : 2 * n * r + n]
+            b = order[2 * n * r + n : 2 * n * (r + 1)]
+            values.append(forget_quality(confs[a], confs[b]).value)
+    v = np.array(values)
+    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return CeilingEstimate(
+        mean=float(v.mean()),
+        std=std,
+        se=std / math.sqrt(min(per_round, len(v))),
+        values=v,
+        n_models=n,
+        pool=m,
+    )
