@@ -14,7 +14,10 @@ forget set's logit-scaled confidences, and for each N prints:
 - pooled: the pooled estimate (`--pairs` pairs) from independent sub-pools of M = 4N
   models (2N when the pool is too small), its spread across sub-pools;
 - retrain's normalised F: a further disjoint N-set's F (what `retrain` scores) divided by
-  a single-draw ceiling, and by the pooled ceiling: the share of ratios inside 0.9-1.1.
+  a single-draw ceiling, and by the pooled ceiling: the share of ratios inside 0.9-1.1;
+  and the pooled version of both sides (`pooled_forget_quality`: the retrain set against
+  `--pairs` gold sets, over the pooled ceiling), with retrain sets drawn from the first
+  half of the pool and the gold pool the second half.
 `--save DIR` keeps each pool's confidences (DIR/<scenario>-<P>.npy) and reuses them.
 """
 
@@ -28,7 +31,7 @@ import numpy as np
 
 from mu_bench.artifacts import init_seed
 from mu_bench.batched_training import train_batched
-from mu_bench.ceiling import pooled_ceiling
+from mu_bench.ceiling import pooled_ceiling, pooled_forget_quality
 from mu_bench.datasets import build_dataset
 from mu_bench.metrics.confidence import logit_scaled_confidence
 from mu_bench.metrics.forget_quality import forget_quality
@@ -103,6 +106,20 @@ def analyse(confs: np.ndarray, n: int, pairs: int) -> None:
         f"          retrain's F / ceiling: single draw sd {by_single.std(ddof=1):.3f}, "
         f"{share_within(by_single):.0%} in 0.9-1.1; pooled sd {by_pooled.std(ddof=1):.3f}, "
         f"{share_within(by_pooled):.0%} in 0.9-1.1"
+    )
+    # Both sides pooled: retrain sets from the first half, the gold pool the second.
+    gold_pool = confs[half:]
+    ceiling = pooled_ceiling(gold_pool, n, pairs=pairs, seed=4).mean
+    both = np.array(
+        [
+            pooled_forget_quality(confs[i : i + n], gold_pool, sets=pairs, seed=5).mean / ceiling
+            for i in range(0, half - n + 1, n)
+        ]
+    )
+    print(
+        f"          pooled F / pooled ceiling ({len(both)} retrain sets): sd "
+        f"{both.std(ddof=1):.3f}, {share_within(both):.0%} in 0.9-1.1, "
+        f"range {both.min():.2f}-{both.max():.2f}"
     )
 
 

@@ -26,6 +26,14 @@ distribution (its 1% range rule and its thresholds), biasing the ceiling. M >= 2
 required; with M = 2N every round is one split of the same pool, which still averages
 over the C(2N, N) / 2 ways to split it.
 
+A method's F has the same gold-side noise: its N models are scored against one set of N
+gold models. `pooled_forget_quality` scores them against `sets` disjoint N-sets of the
+pool instead (each round shuffles the pool and cuts floor(M / N) sets) and averages, so
+that only the method's own draw of N models remains as noise; its ratio to the pooled
+ceiling is then a normalised F whose spread is the method's alone (on digits-class3 at
+N = 8, benchmarks/ceiling_spread.py: the standard deviation of F over gold sets is about
+half of a single draw's).
+
 Cost: one F per pair (about 2 ms per forget example at N = 8, 5 ms at N = 64: digits'
 forget sets of about 145 examples take 0.3 s at N = 8, so the default 20 pairs take
 about 6 s; computed once per pool and cacheable like today's ceiling).
@@ -42,22 +50,32 @@ from .metrics.forget_quality import forget_quality
 
 
 @dataclass(frozen=True)
-class CeilingEstimate:
-    mean: float  # the ceiling: mean F over pairs
-    std: float  # spread of a single draw's F (0 with one pair)
+class PooledF:
+    mean: float  # the estimate: mean F over the draws
+    std: float  # spread of a single draw's F (0 with one draw)
     se: float  # conservative standard error of `mean`
-    values: np.ndarray  # F of each pair, in draw order
+    values: np.ndarray  # F of each draw, in draw order
     n_models: int  # N per side
-    pool: int  # M, the models the pairs were drawn from
+    pool: int  # M, the gold models the draws came from
 
 
-def pooled_ceiling(
-    confidences: np.ndarray, n: int, *, pairs: int = 20, seed: int = 0
-) -> CeilingEstimate:
-    """The ceiling at N = `n` from (M, forget examples) confidences of M gold models."""
-    confs = np.asarray(confidences, np.float64)
+def _check(confs: np.ndarray, what: str) -> np.ndarray:
+    confs = np.asarray(confs, np.float64)
     if confs.ndim != 2:
-        raise ValueError(f"need (models, examples) confidences, got shape {confs.shape}")
+        raise ValueError(f"need (models, examples) {what} confidences, got shape {confs.shape}")
+    return confs
+
+
+def _summary(values: list[float], independent: int, n: int, m: int) -> PooledF:
+    v = np.array(values)
+    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    se = std / math.sqrt(min(independent, len(v)))
+    return PooledF(float(v.mean()), std, se, v, n, m)
+
+
+def pooled_ceiling(confidences: np.ndarray, n: int, *, pairs: int = 20, seed: int = 0) -> PooledF:
+    """The ceiling at N = `n` from (M, forget examples) confidences of M gold models."""
+    confs = _check(confidences, "gold")
     m = len(confs)
     if n < 2 or m < 2 * n:
         raise ValueError(
@@ -75,13 +93,27 @@ def pooled_ceiling(
             a = order[2 * n * r : 2 * n * r + n]
             b = order[2 * n * r + n : 2 * n * (r + 1)]
             values.append(forget_quality(confs[a], confs[b]).value)
-    v = np.array(values)
-    std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
-    return CeilingEstimate(
-        mean=float(v.mean()),
-        std=std,
-        se=std / math.sqrt(min(per_round, len(v))),
-        values=v,
-        n_models=n,
-        pool=m,
-    )
+    return _summary(values, per_round, n, m)
+
+
+def pooled_forget_quality(
+    unlearned: np.ndarray, gold_pool: np.ndarray, *, sets: int = 10, seed: int = 0
+) -> PooledF:
+    """A method's F: its N models' (N, forget examples) confidences against `sets`
+    disjoint N-model sets of the gold pool (M, forget examples), averaged."""
+    u, g = _check(unlearned, "unlearned"), _check(gold_pool, "gold")
+    n, m = len(u), len(g)
+    if u.shape[1] != g.shape[1]:
+        raise ValueError(f"{u.shape[1]} forget examples on one side, {g.shape[1]} on the other")
+    if n < 2 or m < n:
+        raise ValueError(f"need N >= 2 unlearned models and at least N = {n} gold, got {m}")
+    if sets < 1:
+        raise ValueError(f"sets must be at least 1, got {sets}")
+    rng = np.random.default_rng(seed)
+    per_round = m // n
+    values: list[float] = []
+    while len(values) < sets:
+        order = rng.permutation(m)
+        for r in range(min(per_round, sets - len(values))):
+            values.append(forget_quality(u, g[order[n * r : n * (r + 1)]]).value)
+    return _summary(values, per_round, n, m)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mu_bench import ceiling
-from mu_bench.ceiling import pooled_ceiling
+from mu_bench.ceiling import pooled_ceiling, pooled_forget_quality
 from mu_bench.metrics.forget_quality import forget_quality
 
 
@@ -73,3 +73,30 @@ def test_identically_distributed_models_give_the_known_small_n_ceiling():
     est = pooled_ceiling(_pool(64, examples=40, seed=5), 8, pairs=12, seed=0)
     assert 0.1 < est.mean < 0.3
     assert est.se < est.std
+
+
+def test_pooled_forget_quality_scores_the_method_against_disjoint_gold_sets(monkeypatch):
+    pool, method = _pool(20), _pool(4, seed=9)
+    seen = []
+
+    def spy(a, b):
+        seen.append((a.copy(), b.copy()))
+        return forget_quality(a, b)
+
+    monkeypatch.setattr(ceiling, "forget_quality", spy)
+    est = pooled_forget_quality(method, pool, sets=6, seed=2)
+    assert len(seen) == 6 and est.mean == pytest.approx(np.mean(est.values))
+    rows = {row.tobytes(): i for i, row in enumerate(pool)}
+    sets = [[rows[r.tobytes()] for r in b] for a, b in seen]
+    assert all(np.array_equal(a, method) for a, _ in seen)  # the method's models, whole
+    assert all(len(set(s)) == 4 for s in sets)
+    first_round = [i for s in sets[:5] for i in s]  # floor(20 / 4) = 5 sets per round
+    assert len(set(first_round)) == 20
+    assert est.se == pytest.approx(est.std / math.sqrt(5))
+
+
+def test_pooled_forget_quality_refusals():
+    with pytest.raises(ValueError, match="forget examples"):
+        pooled_forget_quality(_pool(4, examples=5), _pool(8))
+    with pytest.raises(ValueError, match="at least N = 4 gold"):
+        pooled_forget_quality(_pool(4), _pool(3))

@@ -1,0 +1,100 @@
+"""The relearning attack (`relearning.relearn`) on real unlearned models: how much forget
+accuracy comes back, per method, against the gold models under the same steps, and what
+it costs per model.
+
+    .venv/bin/python benchmarks/relearning.py [--scenarios digits-class3 digits-random10]
+        [--methods noop retrain finetune gradient-ascent scrub salun] [--seeds 3]
+        [--steps 25]
+
+Runs each method through the real runner (`submit.run`, keeping its work folder), then
+relearns every seed's returned weights and the first `--seeds` gold models with the same
+seed and steps. Prints, per method, the mean forget accuracy on the evaluated 80% of the
+forget set before relearning, after relearning on the retain set only, and after
+relearning on the retain set plus 10% of the forget set, and the median seconds per model
+(both attacks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mu_bench.artifacts import prepare
+from mu_bench.relearning import RelearnConfig, relearn
+from mu_bench.scenario import load
+from mu_bench.submit import plan, run
+
+
+def attack(art, weights: Path, seed: int, config: RelearnConfig):
+    state = torch.load(weights, weights_only=True, map_location="cpu")
+    start = time.perf_counter()
+    result = relearn(
+        state, art.spec, art.retain, art.forget, art.scenario.train, seed=seed, config=config
+    )
+    return result, time.perf_counter() - start
+
+
+def row(label: str, results: list, seconds: list[float]) -> str:
+    mean = {
+        k: np.mean([getattr(r, k) for r in results])
+        for k in ("before", "retain_only", "with_slice")
+    }
+    return (
+        f"  {label:18s} {mean['before']:7.3f} {mean['retain_only']:12.3f} "
+        f"{mean['with_slice']:11.3f} {statistics.median(seconds):9.3f}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenarios", nargs="+", default=["digits-class3", "digits-random10"])
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["noop", "retrain", "finetune", "gradient-ascent", "scrub", "salun"],
+    )
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=RelearnConfig.steps)
+    args = ap.parse_args()
+    config = RelearnConfig(steps=args.steps)
+    work = Path(tempfile.mkdtemp(prefix="relearn-bench-"))
+    os.environ["MU_BENCH_WORK"] = str(work)
+    for name in args.scenarios:
+        art = prepare(load(name), "cpu")
+        print(f"\n{name}: {args.steps} steps, forget accuracy on the evaluated forget examples")
+        print(
+            f"  {'model':18s} {'before':>7s} {'retain only':>12s} {'with slice':>11s} "
+            f"{'s/model':>9s}"
+        )
+        results, seconds = [], []
+        for seed, gold in enumerate(art.gold[: args.seeds]):
+            r, s = attack(art, gold.weights, seed, config)
+            results.append(r)
+            seconds.append(s)
+        print(row("gold", results, seconds))
+        for method in args.methods:
+            before = set(work.iterdir())
+            report, _ = run(plan(method, name, seeds=args.seeds), "cpu", keep_work=True)
+            (folder,) = set(work.iterdir()) - before
+            results, seconds = [], []
+            for seed in range(args.seeds):
+                weights = folder / f"seed-{seed}" / "unlearned.pt"
+                if weights.exists():
+                    r, s = attack(art, weights, seed, config)
+                    results.append(r)
+                    seconds.append(s)
+            if results:
+                print(row(method, results, seconds))
+            else:
+                print(f"  {method:18s} no model ({report.status})")
+
+
+if __name__ == "__main__":
+    main()
