@@ -19,9 +19,16 @@ then the gold, holdout and IN models (their real seeds, `artifacts.init_seed`) w
 `train_batched`, each model's logits over the training and test sets, and both files
 saved as prepare saves them.
 
-Measured on this project's 2-core CPU while other jobs shared it (load average 6 to 17,
-so absolute times are several times a quiet machine's; the ratios are side by side):
-see the report in the commit that added this script.
+Measured here (2-core CPU shared with other jobs whose load came and went: absolute
+times moved by 2x between runs; each ratio is from one run, side by side):
+- digits MLP, 2 threads, per model: one by one 0.80-1.10 s, stacked 0.31-0.38 s (2.13x
+  at K = 8, 2.75x at 32, 3.25x at 64), exact 0.90 s (0.89-1.20x); 1 thread: stacked
+  1.60-2.67x, exact 1.09-1.24x.
+- cnn1d (mnist1d-random10), 2 threads: stacked 1.98x (K = 8), 2.33x (K = 32); exact
+  1.38-1.62x.
+- prepare digits-random10, 2 threads: today 34 s (1 + 3 x 8 models), batched with 32 per
+  side 34 s (1.01x); 1 thread: today 58 s, 32 per side 91 s (1.57x), 64 per side 150 s
+  (2.59x).
 """
 
 from __future__ import annotations

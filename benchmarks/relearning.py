@@ -4,14 +4,14 @@ it costs per model.
 
     .venv/bin/python benchmarks/relearning.py [--scenarios digits-class3 digits-random10]
         [--methods noop retrain finetune gradient-ascent scrub salun] [--seeds 3]
-        [--steps 25]
+        [--steps 10 25]
 
 Runs each method through the real runner (`submit.run`, keeping its work folder), then
 relearns every seed's returned weights and the first `--seeds` gold models with the same
-seed and steps. Prints, per method, the mean forget accuracy on the evaluated 80% of the
-forget set before relearning, after relearning on the retain set only, and after
-relearning on the retain set plus 10% of the forget set, and the median seconds per model
-(both attacks).
+seed, for each `--steps` value. Prints, per method, the mean forget accuracy on the
+evaluated 80% of the forget set before relearning, after relearning on the retain set
+only, and after relearning on the retain set plus 10% of the forget set, and the median
+seconds per model (both attacks).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def row(label: str, results: list, seconds: list[float]) -> str:
         for k in ("before", "retain_only", "with_slice")
     }
     return (
-        f"  {label:18s} {mean['before']:7.3f} {mean['retain_only']:12.3f} "
+        f"  {label:24s} {mean['before']:7.3f} {mean['retain_only']:12.3f} "
         f"{mean['with_slice']:11.3f} {statistics.median(seconds):9.3f}"
     )
 
@@ -61,39 +61,42 @@ def main() -> None:
         default=["noop", "retrain", "finetune", "gradient-ascent", "scrub", "salun"],
     )
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=RelearnConfig.steps)
+    ap.add_argument("--steps", type=int, nargs="+", default=[RelearnConfig.steps])
     args = ap.parse_args()
-    config = RelearnConfig(steps=args.steps)
+    configs = {steps: RelearnConfig(steps=steps) for steps in args.steps}
     work = Path(tempfile.mkdtemp(prefix="relearn-bench-"))
     os.environ["MU_BENCH_WORK"] = str(work)
     for name in args.scenarios:
         art = prepare(load(name), "cpu")
-        print(f"\n{name}: {args.steps} steps, forget accuracy on the evaluated forget examples")
+        print(f"\n{name}: forget accuracy on the evaluated forget examples")
         print(
-            f"  {'model':18s} {'before':>7s} {'retain only':>12s} {'with slice':>11s} "
+            f"  {'model':24s} {'before':>7s} {'retain only':>12s} {'with slice':>11s} "
             f"{'s/model':>9s}"
         )
-        results, seconds = [], []
-        for seed, gold in enumerate(art.gold[: args.seeds]):
-            r, s = attack(art, gold.weights, seed, config)
-            results.append(r)
-            seconds.append(s)
-        print(row("gold", results, seconds))
+        for steps, config in configs.items():
+            results, seconds = [], []
+            for seed, gold in enumerate(art.gold[: args.seeds]):
+                r, s = attack(art, gold.weights, seed, config)
+                results.append(r)
+                seconds.append(s)
+            print(row(f"gold, {steps} steps", results, seconds))
         for method in args.methods:
             before = set(work.iterdir())
             report, _ = run(plan(method, name, seeds=args.seeds), "cpu", keep_work=True)
             (folder,) = set(work.iterdir()) - before
-            results, seconds = [], []
-            for seed in range(args.seeds):
-                weights = folder / f"seed-{seed}" / "unlearned.pt"
-                if weights.exists():
-                    r, s = attack(art, weights, seed, config)
-                    results.append(r)
-                    seconds.append(s)
-            if results:
-                print(row(method, results, seconds))
-            else:
-                print(f"  {method:18s} no model ({report.status})")
+            for steps, config in configs.items():
+                results, seconds = [], []
+                for seed in range(args.seeds):
+                    weights = folder / f"seed-{seed}" / "unlearned.pt"
+                    if weights.exists():
+                        r, s = attack(art, weights, seed, config)
+                        results.append(r)
+                        seconds.append(s)
+                label = f"{method}, {steps} steps"
+                if results:
+                    print(row(label, results, seconds))
+                else:
+                    print(f"  {label:24s} no model ({report.status})")
 
 
 if __name__ == "__main__":
