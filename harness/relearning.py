@@ -136,20 +136,21 @@ def relearn(
     }
 
     def rebuilt() -> torch.nn.Module:
-        model = build_model(spec)
+        model = build_model(spec)  # its random initialisation is overwritten at once
         model.load_state_dict(state)
         return model.to(device)
 
     after = {}
     cuda = [device] if device.type == "cuda" else []
-    for name, data in relearn_sets.items():
-        model = rebuilt()
-        with torch.random.fork_rng(devices=cuda):  # dropout draws: seeded, caller's RNG kept
-            torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=cuda):  # seeded draws; the caller's RNG untouched
+        for name, data in relearn_sets.items():
+            model = rebuilt()
+            torch.manual_seed(seed)  # dropout, if any: the same draws for every model
             _fine_tune(model, data, recipe, config, seed)
-        after[name] = _accuracy(model, held)
+            after[name] = _accuracy(model, held)
+        before = _accuracy(rebuilt(), held)
     return RelearnResult(
-        before=_accuracy(rebuilt(), held),
+        before=before,
         retain_only=after["retain_only"],
         with_slice=after["with_slice"],
         slice_size=len(sliced),

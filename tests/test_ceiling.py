@@ -70,7 +70,7 @@ def test_identically_distributed_models_give_the_known_small_n_ceiling():
     """Gold models that are i.i.d. draws of one Gaussian per example: F at N = 8 is
     biased low to about 0.17-0.19 (metrics/forget_quality.py's docstring), and the
     pooled mean is much closer to it than the spread of a single draw."""
-    est = pooled_ceiling(_pool(64, examples=40, seed=5), 8, pairs=12, seed=0)
+    est = pooled_ceiling(_pool(64, examples=24, seed=5), 8, pairs=8, seed=0)
     assert 0.1 < est.mean < 0.3
     assert est.se < est.std
 
