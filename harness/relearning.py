@@ -32,6 +32,11 @@ decay (a tenth for a few steps barely moves a model); float32 on every device. B
 attacks together cost 4% of training the model once (10 steps each against the recipe's
 630; 25 steps: 10%, measured side by side), about 0.05 s per digits MLP on two quiet
 cores (benchmarks/relearning.py prints the seconds per model).
+
+Measured on digits-class3 (benchmarks/relearning.py, 3 seeds, 10 steps): gold models stay
+at 0 forget accuracy under both attacks; gradient-ascent, also at 0 before, comes back to
+0.66 with 14 forget images (0.97 at 25 steps); scrub and salun stay at 0; noop keeps 0.92
+(retain only) and 0.97. On digits-random10 every model, gold included, stays near 1.0.
 """
 
 from __future__ import annotations
