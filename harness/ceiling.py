@@ -6,8 +6,9 @@ gets: N retrained models scored against N other retrained models. Today's
 gold models 0..N-1); F of one draw varies from draw to draw by 4-7% of its mean on
 digits-random10 and 10-19% on digits-class3 (N = 8 to 32, benchmarks/ceiling_spread.py;
 today's digits-class3 draw at N = 8 sits 3.4 standard deviations low), and a method's
-normalised F inherits that noise. Pooled from 4N models, the estimate's spread across
-independent pools is 0.001-0.011 (a tenth to a third of a single draw's).
+normalised F inherits that noise. Pooled from 4N models (2N at N = 32), the estimate's
+spread across independent pools was 0.001-0.011 against 0.007-0.032 for a single draw
+(from only 2 to 4 pools each: a rough figure).
 
 Estimator: from a pool of M gold models (all retrained on the retain set with distinct
 seeds, e.g. the gold and holdout sets together), draw ordered pairs (A, B) of disjoint
