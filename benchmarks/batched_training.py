@@ -13,9 +13,9 @@ Models are the scenario's: digits-random10's MLP on its retain set, and with `--
 mnist1d-random10's ConvBase on its retain set (K = 8 and 32).
 
 `--prepare N ...` then times `mu-bench prepare digits-random10` end to end as it is today
-(`artifacts.prepare` on a fresh cache: 1 original + 8 gold + 8 holdout + 8 IN models,
+(`submission.prepare.prepare` on a fresh cache: 1 original + 8 gold + 8 holdout + 8 IN models,
 one by one) and a batched prepare with N models per side: the original alone with `fit`,
-then the gold, holdout and IN models (their real seeds, `artifacts.init_seed`) with
+then the gold, holdout and IN models (their real seeds, `init_seed`) with
 `train_batched`, each model's logits over the training and test sets, and both files
 saved as prepare saves them.
 
@@ -41,22 +41,22 @@ from pathlib import Path
 
 import torch
 
-from mu_bench.artifacts import init_seed, prepare
-from mu_bench.batched_training import train_batched
 from mu_bench.cache import Cache
-from mu_bench.datasets import build_dataset
-from mu_bench.models import build_model, spec_for
+from mu_bench.data.forget import make_split
+from mu_bench.data.registry import build_dataset
+from mu_bench.data.split import Split
+from mu_bench.models.registry import build_model, spec_for
 from mu_bench.scenario import load
-from mu_bench.splits import make_split
-from mu_bench.task import Split
-from mu_bench.training import fit, predict_logits, warm_up
+from mu_bench.submission.prepare import init_seed, prepare
+from mu_bench.toolkit.batched_training import train_batched
+from mu_bench.toolkit.training import fit, predict_logits, warm_up
 
 
 def scenario_data(name: str):
     scenario = load(name)
-    data = build_dataset(scenario)
-    split = make_split(scenario, data)
-    spec = spec_for(scenario, data.input_shape, data.num_classes)
+    data = build_dataset(scenario.data, scenario.seed)
+    split = make_split(scenario.forget, scenario.seed, data)
+    spec = spec_for(scenario.model, data.input_shape, data.num_classes)
     full = Split(data.x_train, data.y_train, scenario.train.augment)
     retain = Split(
         data.x_train[split.retain_idx], data.y_train[split.retain_idx], scenario.train.augment

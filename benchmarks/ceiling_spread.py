@@ -1,11 +1,11 @@
 """How much the single-draw forget-quality ceiling varies, against the pooled estimate
-(`ceiling.pooled_ceiling`), on the digits scenarios.
+(`evaluation.ceiling.pooled_ceiling`), on the digits scenarios.
 
     .venv/bin/python benchmarks/ceiling_spread.py [--scenarios digits-random10 digits-class3]
         [--pool 128] [--ns 8 16 32] [--pairs 16] [--save DIR]
 
 Per scenario, trains a pool of P gold models on the retain set with the batched trainer
-(`batched_training.train_batched`; seeds: gold 0..P/2-1 and gold-holdout 0..P/2-1, the
+(`toolkit.batched_training.train_batched`; seeds: gold 0..P/2-1 and gold-holdout 0..P/2-1, the
 models `mu-bench prepare` would train with P/2 gold seeds and a ceiling), takes the
 forget set's logit-scaled confidences, and for each N prints:
 - single draw: F of `--pairs` disjoint pairs of N-model sets from the whole pool: their
@@ -45,17 +45,17 @@ from pathlib import Path
 
 import numpy as np
 
-from mu_bench.artifacts import init_seed
-from mu_bench.batched_training import train_batched
-from mu_bench.ceiling import pooled_ceiling, pooled_forget_quality
-from mu_bench.datasets import build_dataset
-from mu_bench.metrics.confidence import logit_scaled_confidence
-from mu_bench.metrics.forget_quality import forget_quality
-from mu_bench.models import spec_for
+from mu_bench.data.forget import make_split
+from mu_bench.data.registry import build_dataset
+from mu_bench.data.split import Split
+from mu_bench.evaluation.ceiling import pooled_ceiling, pooled_forget_quality
+from mu_bench.evaluation.metrics.confidence import logit_scaled_confidence
+from mu_bench.evaluation.metrics.forget_quality import forget_quality
+from mu_bench.models.registry import spec_for
 from mu_bench.scenario import load
-from mu_bench.splits import make_split
-from mu_bench.task import Split
-from mu_bench.training import predict_logits
+from mu_bench.submission.prepare import init_seed
+from mu_bench.toolkit.batched_training import train_batched
+from mu_bench.toolkit.training import predict_logits
 
 
 def pool_confidences(name: str, size: int, save: Path | None) -> np.ndarray:
@@ -64,9 +64,9 @@ def pool_confidences(name: str, size: int, save: Path | None) -> np.ndarray:
     if path is not None and path.exists():
         return np.load(path)
     scenario = load(name)
-    data = build_dataset(scenario)
-    split = make_split(scenario, data)
-    spec = spec_for(scenario, data.input_shape, data.num_classes)
+    data = build_dataset(scenario.data, scenario.seed)
+    split = make_split(scenario.forget, scenario.seed, data)
+    spec = spec_for(scenario.model, data.input_shape, data.num_classes)
     retain = Split(
         data.x_train[split.retain_idx], data.y_train[split.retain_idx], scenario.train.augment
     )

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.refere
 def main() -> None:
     import torch
 
-    from mu_bench.artifacts import prepare
-    from mu_bench.evaluation import _confs
-    from mu_bench.metrics.forget_quality import forget_quality
+    from mu_bench.evaluation.metrics.forget_quality import forget_quality
+    from mu_bench.evaluation.scoring import forget_confidences
     from mu_bench.scenario import load
+    from mu_bench.submission.prepare import prepare
     from tests.reference_metrics import challenge_forget_score
 
     ap = argparse.ArgumentParser()
@@ -40,8 +40,8 @@ def main() -> None:
     torch.set_num_threads(1)
     n = args.models
     art = prepare(load(args.scenario), "cpu", gold_seeds=n, ceiling=True, in_models=0)
-    unlearned = _confs((m.outputs for m in art.gold_holdout), art)
-    gold = _confs((m.outputs for m in art.gold), art)
+    unlearned = forget_confidences((m.outputs for m in art.gold_holdout), art.data, art.split)
+    gold = forget_confidences((m.outputs for m in art.gold), art.data, art.split)
 
     fast_s, fast = median_seconds(lambda: forget_quality(unlearned, gold), args.repeats)
     brute_s, (brute_f, brute_eps) = median_seconds(

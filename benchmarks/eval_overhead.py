@@ -22,16 +22,14 @@ from timing import median_seconds
 def main() -> None:
     import torch
 
-    from mu_bench.artifacts import prepare
-    from mu_bench.evaluation import (
-        forget_quality_ceiling,
-        infer,
-        load_weights,
+    from mu_bench.evaluation.inference import infer, load_weights
+    from mu_bench.evaluation.scoring import (
+        forget_confidences,
         model_metrics,
-        reference,
         submission_metrics,
     )
     from mu_bench.scenario import load
+    from mu_bench.submission.prepare import mia_seed, prepare
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="digits-random10")
@@ -44,17 +42,21 @@ def main() -> None:
     if n < 2:
         raise SystemExit(f"{args.scenario} trains no holdout gold set: set [gold] ceiling = true")
     models = [load_weights(m.weights, art.spec, "cpu")[0] for m in art.gold_holdout[:n]]
-    outputs = [infer(m, art) for m in models]
-    per_seed = [model_metrics(o, art) for o in outputs]
-    reference(art)  # warm the cached reference metrics and the ceiling, as a warm submit has
-    forget_quality_ceiling(art, n)
+    outputs = [infer(m, art.data) for m in models]
+    seed = mia_seed(art.scenario)
+    per_seed = [model_metrics(o, art.data, art.split, seed) for o in outputs]
+    art.reference.ceiling(n)  # the reference is prepared, as a warm submit finds it
 
     def per_model(fn) -> float:
         return median_seconds(fn, args.repeats)[0] / n
 
-    t_pass = per_model(lambda: [infer(m, art) for m in models])
-    t_model = per_model(lambda: [model_metrics(o, art) for o in outputs])
-    t_subm = per_model(lambda: submission_metrics(outputs, per_seed, art))
+    t_pass = per_model(lambda: [infer(m, art.data) for m in models])
+    t_model = per_model(lambda: [model_metrics(o, art.data, art.split, seed) for o in outputs])
+    t_subm = per_model(
+        lambda: submission_metrics(
+            forget_confidences(outputs, art.data, art.split), per_seed, art.reference
+        )
+    )
     print(
         f"{args.scenario}: {n} models, {len(art.data.y_train) + len(art.data.y_test)} examples "
         f"per pass, |D_f| = {len(art.split.forget_idx)}, medians of {args.repeats} (ms per model)"

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from mu_bench.fisher import diagonal_fisher
-from mu_bench.models import ModelSpec, build_model
+from mu_bench.api import ModelSpec, build_model
+from mu_bench.toolkit.fisher import diagonal_fisher
 
 SHAPES = {
     "mlp": ((1, 8, 8), {"hidden": [256, 256]}),
@@ -52,6 +52,7 @@ def main() -> None:
     x = torch.rand(args.examples, *shape, device=args.device)
     fast, slow = diagonal_fisher(model, x), loop_fisher(model, x)  # warm-up, and the check
     diff = max((fast[k] - slow[k]).abs().max().item() for k in fast)
+
     def larger_chunks(model, x):
         return diagonal_fisher(model, x, memory_bytes=2**26 if not x.is_cuda else 2**33)
 

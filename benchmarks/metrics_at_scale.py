@@ -23,8 +23,8 @@ SIZES = {"digits": (144, 360), "cifar10": (4500, 10000)}  # (|D_f|, |D_t|)
 
 
 def main() -> None:
-    from mu_bench.metrics.forget_quality import forget_quality
-    from mu_bench.metrics.mia import mia_efficacy, mia_loss_acc
+    from mu_bench.evaluation.metrics.forget_quality import forget_quality
+    from mu_bench.evaluation.metrics.mia import mia_efficacy, mia_loss_acc
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=int, default=8)
@@ -35,10 +35,14 @@ def main() -> None:
     for name, (n_forget, n_test) in SIZES.items():
         # True-label probabilities and losses of a well-trained model; confidences of N
         # gold and N slightly shifted "unlearned" models, one Gaussian per example.
-        probs = {k: rng.beta(a, 1.0, n) for k, a, n in
-                 (("shadow", 8, n_test), ("test", 6, n_test), ("forget", 7, n_forget))}
-        losses = {k: rng.exponential(s, n) for k, s, n in
-                  (("forget", 0.05, n_forget), ("test", 0.2, n_test))}
+        probs = {
+            k: rng.beta(a, 1.0, n)
+            for k, a, n in (("shadow", 8, n_test), ("test", 6, n_test), ("forget", 7, n_forget))
+        }
+        losses = {
+            k: rng.exponential(s, n)
+            for k, s, n in (("forget", 0.05, n_forget), ("test", 0.2, n_test))
+        }
         centre = rng.normal(6, 2, n_forget)
         gold = centre + rng.normal(0, 1, (args.models, n_forget))
         unlearned = centre + 0.3 + rng.normal(0, 1, (args.models, n_forget))

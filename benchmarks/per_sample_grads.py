@@ -18,8 +18,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mu_bench.methods._grads import chunk_size, flat_grad, per_sample_grads
-from mu_bench.models import ModelSpec, build_model
+from mu_bench.api import ModelSpec, build_model, chunk_size, flat_grad, per_sample_grads
 
 MODELS = {
     "digits mlp": ModelSpec("mlp", {"hidden": [256, 256]}, (1, 8, 8), 10),

@@ -1,17 +1,17 @@
-"""The relearning attack (`relearning.relearn`) on real unlearned models: how much forget
-accuracy comes back, per method, against the gold models under the same steps, and what
-it costs per model.
+"""The relearning attack (`evaluation.relearning.relearn`) on real unlearned models: how
+much forget accuracy comes back, per method, against the gold models under the same
+steps, and what it costs per model.
 
     .venv/bin/python benchmarks/relearning.py [--scenarios digits-class3 digits-random10]
         [--methods noop retrain finetune gradient-ascent scrub salun] [--seeds 3]
         [--steps 10 25]
 
-Runs each method through the real runner (`submit.run`, keeping its work folder), then
-relearns every seed's returned weights and the first `--seeds` gold models with the same
-seed, for each `--steps` value. Prints, per method, the mean forget accuracy on the
-evaluated 80% of the forget set before relearning, after relearning on the retain set
-only, and after relearning on the retain set plus 10% of the forget set, and the median
-seconds per model (both attacks).
+Runs each method through the real pipeline (`submission.pipeline.run`, keeping its work
+folder), then relearns every seed's returned weights and the first `--seeds` gold models
+with the same seed, for each `--steps` value. Prints, per method, the mean forget
+accuracy on the evaluated 80% of the forget set before relearning, after relearning on
+the retain set only, and after relearning on the retain set plus 10% of the forget set,
+and the median seconds per model (both attacks).
 
 Measured here (3 seeds; forget accuracy before -> retain only / with slice, 10 steps):
 digits-class3: gold 0 -> 0 / 0; noop 1.0 -> 0.92 / 0.97; retrain, scrub, salun 0 -> 0 / 0;
@@ -35,10 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mu_bench.artifacts import prepare
-from mu_bench.relearning import RelearnConfig, relearn
+from mu_bench.evaluation.relearning import RelearnConfig, relearn
+from mu_bench.isolation.protocol import OUTPUT, WEIGHTS
 from mu_bench.scenario import load
-from mu_bench.submit import plan, run
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
+from mu_bench.submission.prepare import prepare
 
 
 def attack(art, weights: Path, seed: int, config: RelearnConfig):
@@ -91,12 +93,12 @@ def main() -> None:
             print(row(f"gold, {steps} steps", results, seconds))
         for method in args.methods:
             before = set(work.iterdir())
-            report, _ = run(plan(method, name, seeds=args.seeds), "cpu", keep_work=True)
+            report = run(plan(method, name, seeds=args.seeds), "cpu", keep_work=True).report
             (folder,) = set(work.iterdir()) - before
             for steps, config in configs.items():
                 results, seconds = [], []
                 for seed in range(args.seeds):
-                    weights = folder / f"seed-{seed}" / "unlearned.pt"
+                    weights = folder / f"seed-{seed}" / OUTPUT / WEIGHTS
                     if weights.exists():
                         r, s = attack(art, weights, seed, config)
                         results.append(r)

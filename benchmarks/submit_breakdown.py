@@ -23,7 +23,9 @@ import time
 
 # What the CLI imports before any work; mlflow loads in a background thread once the
 # scenario is prepared (`store.open_in_background`), overlapping the seeds.
-IMPORTS = "import torch, mu_bench.cli, mu_bench.submit, mu_bench.leaderboard.store"
+IMPORTS = (
+    "import torch, mu_bench.cli.main, mu_bench.submission.pipeline, mu_bench.leaderboard.store"
+)
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, str]:
@@ -40,7 +42,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=None, help="default: the scenario's")
     args = ap.parse_args()
     home = tempfile.mkdtemp(prefix="mu-bench-bench-")
-    env = dict(os.environ, MU_BENCH_HOME=home, MLFLOW_DISABLE_TELEMETRY="true")
+    timings_file = os.path.join(home, "timings.json")
+    env = dict(
+        os.environ,
+        MU_BENCH_HOME=home,
+        MLFLOW_DISABLE_TELEMETRY="true",
+        MU_BENCH_TIMINGS_FILE=timings_file,  # every stage's time, figures and record too
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     mu = [sys.executable, "-m", "mu_bench"]
     subprocess.run(
@@ -59,7 +67,8 @@ def main() -> None:
         seeds = ["--seeds", str(args.seeds)] if args.seeds else []
         wall, out = timed([*mu, "submit", args.method, "-s", args.scenario, *seeds, "--json"], env)
         doc = json.loads(out)
-        t = doc["timings"]
+        with open(timings_file) as fh:
+            t = json.load(fh)
         seeds = doc["seeds"]
         startup = t.get("worker_startup_seconds", 0.0) * len(seeds)
         method = sum(s["unlearn_seconds"] or 0.0 for s in seeds)

@@ -21,12 +21,11 @@ import time
 
 import torch
 
-from mu_bench.accel import Accel
+from mu_bench.api import ModelSpec, Split, build_model
 from mu_bench.device import resolve_device, synchronize
-from mu_bench.models import ModelSpec, build_model
 from mu_bench.scenario import load
-from mu_bench.task import Split
-from mu_bench.training import fit
+from mu_bench.toolkit.accel import Accel
+from mu_bench.toolkit.training import fit
 
 SHAPES = {"cifar10": ((3, 32, 32), 10, 45000), "cifar100": ((3, 32, 32), 100, 45000)}
 SHAPES |= {"mnist1d": ((1, 40), 10, 4000), "digits": ((1, 8, 8), 10, 1437)}

@@ -22,22 +22,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     os.environ.setdefault("MU_BENCH_HOME", tempfile.mkdtemp(prefix="mu-bench-bench-"))
-    from mu_bench.artifacts import prepare
-    from mu_bench.runner import Limits, run_worker
-    from mu_bench.submit import plan, worker_task, write_inputs
+    from mu_bench.isolation.protocol import Limits
+    from mu_bench.isolation.runner import run_job
+    from mu_bench.submission.execute import seed_job, write_inputs
+    from mu_bench.submission.plan import plan
+    from mu_bench.submission.prepare import prepare
 
     sub = plan("noop", "digits-random10", seeds=1)
     art = prepare(sub.scenario, "cpu")
     work = Path(tempfile.mkdtemp(prefix="mu-bench-start-"))
-    inputs = write_inputs(sub, art, work / "inputs")
+    job = seed_job(sub, art, 0, Limits(30.0), "cpu", write_inputs(sub, art, work / "inputs"))
     results = {}
     for mode in ("fork", "spawn", "fork", "spawn"):  # interleaved: load drifts hit both
         os.environ["MU_BENCH_WORKER_START"] = mode
         starts, walls = results.setdefault(mode, ([], []))
         for _ in range(args.repeats):
-            task = worker_task(sub, art, inputs, 0, 30.0, "cpu")
             clock = time.perf_counter()
-            out = run_worker(0, work / f"{mode}-{len(starts)}", task, Limits(budget=30.0))
+            out = run_job(job, work / f"{mode}-{len(starts)}")
             walls.append(time.perf_counter() - clock)
             assert out.status == "ok", out
             starts.append(out.startup_seconds)

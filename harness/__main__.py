@@ -1,5 +1,3 @@
-"""`python -m mu_bench` is `mu-bench`."""
-
-from .cli import main
+from .cli.main import main
 
 main()

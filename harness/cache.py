@@ -36,11 +36,6 @@ class Entry:
         return self.path / name
 
 
-def key_of(payload: dict[str, Any]) -> str:
-    """An entry key: the first 32 hex digits of the SHA-256 of `payload` as sorted JSON."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
 def link_or_copy(src: Path, dst: Path) -> None:
     """Hard-link a cached file where it is needed (a copy across file systems). Readers
     must not write to it: the link is the cache's own file."""
@@ -75,7 +70,8 @@ class Cache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def lookup(self, kind: str, key: str) -> Entry | None:
+    def get(self, kind: str, key: str) -> Entry | None:
+        """The valid entry for (kind, key), or None (a corrupt one counts as none)."""
         path = self.entry_dir(kind, key)
         manifest = self._valid(path) if path.exists() else None
         return Entry(path, manifest["meta"], built=False) if manifest else None

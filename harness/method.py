@@ -14,8 +14,14 @@ class FineTune(Method):
 Class-level declarations (not hyperparameters):
 - `reads`: which sets the method may see ("none", "forget", "retain" or "both"); the
   harness hands it only those.
-- `presets`: hyperparameters tuned for a dataset (the digits scenarios, say), kept
-  apart from the field defaults, which stay the paper's.
+- `presets`: hyperparameters for a setting, kept apart from the field defaults, which
+  stay the paper's: keyed by dataset (`"digits"`: tuned for both digits scenarios) or
+  by dataset and forget rule (`"cifar10-class"`, `"cifar100-random"`: a paper's own
+  values for that setting), the latter winning (`preset_for`).
+- `default_budget`: the budget when the user gives no `--budget`, as `--budget` takes
+  it ("150%" of the measured retrain time, or seconds), and never less than the
+  scenario's own budget; None (most methods): the scenario's budget. `retrain` sets
+  "150%" so that the oracle runs its whole recipe on any scenario.
 - `scope`: "any", or "class" for methods that only claim class forgetting; on a
   random-forgetting scenario they still run and the leaderboard marks them out of scope.
 - `output_spec(spec)`: the architecture the method returns, when it is not the
@@ -55,9 +61,11 @@ class Method(BaseModel):
 
     reads: ClassVar[Reads] = "both"
     scope: ClassVar[Scope] = "any"
-    # Defaults tuned for a dataset, applied over the field defaults (the papers' values)
-    # when a scenario uses that dataset: {"digits": {"lr": 0.01}}. `--param` wins over both.
+    # Values for a setting, applied over the field defaults (the papers' values): keyed by
+    # dataset ({"digits": {"lr": 0.01}}) or by "<dataset>-<forget rule>" ({"cifar10-class":
+    # ...}), which wins over the dataset's key. `--param` wins over both.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    default_budget: ClassVar[str | None] = None
     train_fields: ClassVar[tuple[str, ...] | None] = None
     train_version: ClassVar[str] = "1"
 
@@ -70,6 +78,16 @@ class Method(BaseModel):
 
     def output_spec(self, spec: ModelSpec) -> ModelSpec:
         return spec
+
+    @classmethod
+    def preset_for(cls, dataset: str, rule: str) -> tuple[str | None, dict[str, Any]]:
+        """The preset a scenario on `dataset` with forget rule `rule` ("random" or "class")
+        gets: `presets[f"{dataset}-{rule}"]` if there is one, else `presets[dataset]`;
+        returns (the key used, a copy of its values), or (None, {}) when neither exists."""
+        for key in (f"{dataset}-{rule}", dataset):
+            if key in cls.presets:
+                return key, dict(cls.presets[key])
+        return None, {}
 
     @classmethod
     def summary(cls) -> str:

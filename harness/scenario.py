@@ -4,81 +4,32 @@ A scenario fixes the dataset, architecture, training recipe, forget-set rule, nu
 of gold models (and whether a second, independent set is trained for the forget-quality
 ceiling), the LiRA IN models, default budget and root seed. Built-ins live in `scenarios/*.toml`
 inside the package; any path to a `.toml` file works too. Loading takes milliseconds
-and imports neither torch nor the datasets.
+and imports neither torch nor the datasets. Each section's schema belongs to its concern
+(`data`, `forget`: `mu_bench.data`; `model`: `mu_bench.models`; `train`:
+`mu_bench.toolkit.recipe`); this module composes them and adds the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .data import registry as data_registry
+from .data.dataset import DataConfig
+from .data.forget import ForgetConfig
 from .errors import UsageError, did_you_mean
+from .hashing import content_hash
+from .models import registry as model_registry
+from .models.params import ModelConfig
+from .toolkit.recipe import TrainConfig
 from .validation import describe_errors
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataConfig(_Section):
-    dataset: str
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    options: dict[str, Any] = Field(default_factory=dict)
-
-
-class ForgetConfig(_Section):
-    rule: Literal["random", "class"]
-    fraction: float | None = Field(None, gt=0, lt=1)
-    count: int | None = Field(None, gt=0)
-    classes: tuple[int, ...] | None = None
-
-    @model_validator(mode="after")
-    def _rule_fields(self) -> ForgetConfig:
-        if self.rule == "random":
-            if (self.fraction is None) == (self.count is None):
-                raise ValueError("rule 'random' takes exactly one of 'fraction' or 'count'")
-            if self.classes is not None:
-                raise ValueError("rule 'random' does not take 'classes'")
-        else:
-            if not self.classes:
-                raise ValueError("rule 'class' needs a non-empty 'classes' list")
-            if self.fraction is not None or self.count is not None:
-                raise ValueError("rule 'class' takes 'classes' only, not 'fraction' or 'count'")
-        return self
-
-
-class ModelConfig(BaseModel):
-    """`arch` plus that architecture's own keys, validated by `mu_bench.models`."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-    arch: str
-
-    @property
-    def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class TrainConfig(_Section):
-    """The recipe for the original model and every gold model."""
-
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
-    epochs: int = Field(gt=0)
-    batch_size: int = Field(gt=0)
-    schedule: Literal["constant", "cosine", "multistep", "onecycle"] = "constant"
-    milestones: tuple[int, ...] = ()
-    gamma: float = Field(0.1, gt=0)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    augment: Literal["none", "crop-flip"] = "none"
 
 
 class GoldConfig(_Section):
@@ -137,16 +88,12 @@ class Scenario(_Section):
         """Content hash of the named sections (plus the root seed): keys cached artifacts."""
         payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
         payload["seed"] = self.seed
-        return _hash(payload)
+        return content_hash(payload)
 
     @property
     def content_hash(self) -> str:
         """Hash of everything that changes results (not the name, summary or provenance)."""
         return self.section_hash("data", "forget", "model", "train", "gold", "lira")
-
-
-def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def builtin_names() -> list[str]:
@@ -165,11 +112,10 @@ def parse(text: str, origin: str) -> Scenario:
     except ValidationError as exc:
         problems = "\n  ".join(describe_errors(Scenario, exc))
         raise UsageError(f"scenario file {origin} is invalid:\n  {problems}") from None
-    from .datasets import validate_data_config
-    from .models import validate_model_config
-
-    for check in (validate_data_config, validate_model_config):
-        problem = check(scenario)
+    for problem in (
+        data_registry.validate(scenario.data),
+        model_registry.validate(scenario.model),
+    ):
         if problem:
             raise UsageError(f"scenario file {origin} is invalid:\n  {problem}")
     return scenario

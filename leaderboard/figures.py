@@ -24,9 +24,9 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mu_bench.artifacts import Artifacts, ModelOutputs
-    from mu_bench.evaluation import SubmissionEvaluation
-    from mu_bench.report import Report
+    from mu_bench.evaluation.inference import ModelOutputs
+    from mu_bench.submission.evaluate import Evaluation
+    from mu_bench.submission.prepare import Artifacts
 
 DPI = 110
 ACCURACIES = ("forget_acc", "retain_acc", "test_acc")
@@ -43,11 +43,11 @@ def _figure(width: float, height: float, panels: int = 1):
 
 def _per_example(outputs: ModelOutputs, art: Artifacts) -> dict[str, np.ndarray]:
     """log10 loss and confidence on the forget set and on the attack's test set."""
-    from mu_bench.metrics.accuracy import per_example_loss
-    from mu_bench.metrics.confidence import logit_scaled_confidence
+    from mu_bench.evaluation.metrics.accuracy import per_example_loss
+    from mu_bench.evaluation.metrics.confidence import logit_scaled_confidence
 
     f = art.split.forget_idx
-    kept, gone = art.test_split
+    kept, gone = art.split.test_kept, art.split.test_gone
     t = gone if len(gone) else kept
     yf, yt = art.data.y_train[f], art.data.y_test[t]
     lf = per_example_loss(outputs.train[f], yf).numpy()
@@ -146,16 +146,9 @@ def _strip(path: Path, method: list[dict], gold: list[dict], original: dict, tit
     return path
 
 
-def submission_figures(
-    folder: Path,
-    report: Report,
-    art: Artifacts,
-    outputs: dict[int, ModelOutputs],
-    evaluation: SubmissionEvaluation,
-) -> dict[str, Path]:
+def submission_figures(folder: Path, evaluation: Evaluation, art: Artifacts) -> dict[str, Path]:
     """Draw the submission's three figures into `folder`; returns {name: path}."""
-    from mu_bench.evaluation import gold_metrics
-
+    report, outputs = evaluation.report, evaluation.outputs
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{report.method} on {report.scenario}"
@@ -186,11 +179,11 @@ def submission_figures(
     per_seed = [s.metrics for s in report.seeds if s.status == "ok"]
     return {
         "histograms": _histograms(folder / "histograms.png", hist, title),
-        "mia_roc": _roc(folder / "mia_roc.png", curves, evaluation.lira, title),
+        "mia_roc": _roc(folder / "mia_roc.png", curves, evaluation.across.lira, title),
         "accuracy_seeds": _strip(
             folder / "accuracy_seeds.png",
             per_seed,
-            gold_metrics(art),
+            list(art.reference.gold),
             report.reference.get("original", {}),
             title,
         ),

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mu_bench.evaluation.catalogue import BOARD, FALLBACK, METHOD_PREFIX, RANK_BY, STAGE_SHOWN
+
 from . import store
 
-# (column in the table, metric or tag in the store)
+# (column in the table, tag in the store)
 COLUMNS = {
     "method": "tags.mu_bench.method",
     "status": "tags.mu_bench.status",
@@ -26,42 +28,17 @@ COLUMNS = {
     "version": "tags.mu_bench.version",
     "params": "tags.mu_bench.params",
 }
-METRICS = (
-    "score",
-    "score_norm",
-    "forget_quality",
-    "forget_quality_ceiling",
-    "forget_quality_norm",
-    "forget_quality_models",
-    "avg_gap",
-    "forget_acc",
-    "retain_acc",
-    "test_acc",
-    "mia_efficacy",
-    "mia_loss_acc",
-    "indiscernibility",
-    "lira_auc",
-    "lira_tpr_at_1pct_fpr",
-    "lira_tpr_at_0.1pct_fpr",
-    "unlearn_seconds",
-    "speedup",
-)
-# The first of these a board has decides its ranking (higher is better); then avg_gap.
-SCORES = ("score_norm", "score")
-FALLBACK = "avg_gap"  # lower is better
+# Stage metrics are columns only when some submission has them, then the numbers
+# methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
+EXTRA_METRICS = STAGE_SHOWN
 
 
 def rank_metric(df: pd.DataFrame) -> str:
     """The metric a board is ranked by: score_norm, else score, else avg_gap."""
-    for name in SCORES:
+    for name in RANK_BY:
         if name in df and df[name].notna().any():
             return name
     return FALLBACK
-# Columns only when some submission has them: a training stage's cost and the test
-# accuracy its trained model loses against the original (SISA: to sharding), then the
-# numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
-EXTRA_METRICS = ("train_seconds", "trained_acc_drop")
-METHOD_PREFIX = "method."
 
 
 def extra_metrics(runs: pd.DataFrame) -> list[str]:
@@ -125,9 +102,9 @@ def load(uri: str, scenario: str) -> pd.DataFrame:
 def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     """The ranked leaderboard: rank, method, status, metrics (mean and std), run id."""
     if runs.empty:
-        return pd.DataFrame(columns=["rank", *COLUMNS, *METRICS, "run_id"])
+        return pd.DataFrame(columns=["rank", *COLUMNS, *BOARD, "run_id"])
     df = pd.DataFrame({name: runs.get(col) for name, col in COLUMNS.items()})
-    for m in (*METRICS, *extra_metrics(runs)):
+    for m in (*BOARD, *extra_metrics(runs)):
         df[m] = runs.get(f"metrics.{m}")
         if f"metrics.{m}_std" in runs:
             df[f"{m}_std"] = runs[f"metrics.{m}_std"]

@@ -22,7 +22,8 @@ import torch
 
 from mu_bench import __version__, registry
 from mu_bench.errors import UsageError
-from mu_bench.submit import plan, run
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
 
 from . import ranking, render, store
 
@@ -40,8 +41,7 @@ def builtin_methods() -> list[str]:
 def submit_all(uri: str, seeds: int | None, device: str, methods: list[str]) -> None:
     for scenario in SCENARIOS:
         for name in methods:
-            report, _ = run(plan(name, scenario, seeds=seeds), device)
-            store.record(report, uri)
+            report = store.record(run(plan(name, scenario, seeds=seeds), device).report, uri)
             print(f"{scenario} {name}: {report.status}", file=sys.stderr, flush=True)
 
 

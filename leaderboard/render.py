@@ -8,36 +8,22 @@ from typing import Any
 import pandas as pd
 from rich.table import Table
 
-from .ranking import EXTRA_METRICS, METHOD_PREFIX, METRICS
+from mu_bench.evaluation.catalogue import (
+    BOARD,
+    METHOD_PREFIX,
+    SHOWN,
+    STAGE_SHOWN,
+    digits,
+    label,
+    of_level,
+)
 
-# The terminal and Markdown tables: what fits in 160 columns. `--json` and `--csv` carry
-# every metric (the loss MIA, indiscernibility, LiRA's TPRs, score_norm, ...).
-_SHOWN = {
-    "score": "score",
-    "forget_quality": "F / ceiling",  # shown with the ceiling beside it
-    "forget_quality_norm": "F norm",
-    "avg_gap": "avg gap",
-    "forget_acc": "forget acc",
-    "retain_acc": "retain acc",
-    "test_acc": "test acc",
-    "mia_efficacy": "MIA-eff",
-    "lira_auc": "LiRA AUC",
-    "unlearn_seconds": "unlearn s",
-    "speedup": "speed-up",
-}
-_EXTRA_SHOWN = {"train_seconds": "train s", "trained_acc_drop": "acc lost (train)"}
-
-
-def _extra_label(metric: str) -> str:
-    return _EXTRA_SHOWN.get(metric) or metric.removeprefix(METHOD_PREFIX).replace("_", " ")
+# The terminal and Markdown tables show `SHOWN` (what fits in 160 columns); `--json` and
+# `--csv` carry every metric of the board (the loss MIA, LiRA's TPRs, score_norm, ...).
 
 
 def _is_extra(column: str) -> bool:
-    return column in EXTRA_METRICS or column.startswith(METHOD_PREFIX)
-
-
-def _digits(metric: str) -> int:
-    return 2 if metric in ("unlearn_seconds", "retrain_seconds", "speedup", "train_seconds") else 3
+    return column in STAGE_SHOWN or column.startswith(METHOD_PREFIX)
 
 
 def _missing(value: Any) -> bool:
@@ -68,12 +54,12 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "status": status,
             "seeds": r["seeds"],
         }
-        for m, label in _SHOWN.items():
-            row[label] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m), sep="±")
+        for m in SHOWN:
+            row[label(m)] = fmt(r.get(m), r.get(f"{m}_std"), digits(m), sep="±")
         if not _missing(r.get("forget_quality_ceiling")) and not _missing(r.get("forget_quality")):
-            row["F / ceiling"] += f" / {r['forget_quality_ceiling']:.3f}"
+            row[label("forget_quality")] += f" / {r['forget_quality_ceiling']:.3f}"
         for m in extras:
-            row[_extra_label(m)] = fmt(r.get(m), r.get(f"{m}_std"), _digits(m), sep="±")
+            row[label(m)] = fmt(r.get(m), r.get(f"{m}_std"), digits(m), sep="±")
         rows.append(row)
     return rows
 
@@ -110,7 +96,7 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     cols += [
         c
         for c in df.columns
-        if c in METRICS or c.removesuffix("_std") in METRICS or _is_extra(c.removesuffix("_std"))
+        if c in BOARD or c.removesuffix("_std") in BOARD or _is_extra(c.removesuffix("_std"))
     ]
     out = df[cols].astype(object).where(df[cols].notna(), None)
     return out.to_dict(orient="records")
@@ -130,16 +116,7 @@ def report_table(report):
         table.add_column(col, justify="right" if col != "metric" else "left")
     gold, original = report.reference.get("gold", {}), report.reference.get("original", {})
     m = report.metrics
-    per_model = (
-        "forget_acc",
-        "retain_acc",
-        "test_acc",
-        "test_forget_acc",
-        "mia_efficacy",
-        "mia_loss_acc",
-        "indiscernibility",
-    )
-    for name in per_model:
+    for name in of_level("model"):
         if name in m or name in gold:
             table.add_row(
                 name,
@@ -156,21 +133,11 @@ def report_table(report):
             fmt(m.get("forget_quality_ceiling")),
             "",
         )
-    submission_level = (
-        "forget_quality_norm",
-        "score",
-        "score_norm",
-        "lira_auc",
-        "lira_tpr_at_1pct_fpr",
-        "lira_tpr_at_0.1pct_fpr",
-        "avg_gap",
-        "unlearn_seconds",
-        "retrain_seconds",
-        "speedup",
-    )
-    for name in submission_level:
+    beside_f = ("forget_quality", "forget_quality_ceiling", "forget_quality_models")
+    submission_level = [n for n in of_level("submission") if n not in beside_f]
+    for name in (*submission_level, "avg_gap", *of_level("cost")):
         if name in m:
-            table.add_row(name, fmt(m[name], digits=_digits(name)), "", "")
+            table.add_row(name, fmt(m[name], digits=digits(name)), "", "")
     # A training stage (SISA): its cost, the trained model beside the original, and what
     # the method reported.
     if "trained_test_acc" in m:

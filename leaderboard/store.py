@@ -4,23 +4,31 @@ The embedded default is a SQLite store at `$MU_BENCH_HOME/mlflow.db` (artifacts 
 it); `--tracking-uri` or `MLFLOW_TRACKING_URI` points at a shared MLflow server. Every
 write goes through an explicit `MlflowClient` (no global state) and, for SQLite, under a
 file lock, so concurrent submits into one store both land.
+
+A submission may carry an idempotency key (`submission_key`, a tag on its parent run):
+`find_submission` tells whether that exact request is already on the board, so that a
+`grid` killed half-way and started again skips what landed and runs the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import re
 import sys
 import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from mu_bench.errors import UsageError
 from mu_bench.paths import home
-from mu_bench.report import Report
+from mu_bench.submission.report import Report
 
 EXPERIMENT_PREFIX = "mu-bench/"
 VALID_FORMS = (
@@ -154,9 +162,19 @@ def _experiment_id(c, uri: str, scenario: str) -> str:
         return exp.experiment_id
     db = sqlite_path(uri)
     location = (db.parent / "artifacts" / scenario).as_uri() if db else None
-    return c.create_experiment(
-        name, artifact_location=location, tags={"mu_bench.scenario": scenario}
-    )
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return c.create_experiment(
+            name, artifact_location=location, tags={"mu_bench.scenario": scenario}
+        )
+    except MlflowException as exc:
+        # Another process created it since we looked: only SQLite has our file lock; a
+        # server or database store is shared by submits that do not share a lock.
+        exp = c.get_experiment_by_name(name)
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS" or exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _finite_metrics(values: dict[str, float], step_time: int):
@@ -169,9 +187,15 @@ def _finite_metrics(values: dict[str, float], step_time: int):
     ]
 
 
-def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> str:
-    """Log a submission: parent run, one nested run per seed. Returns the parent run id."""
+def record(
+    report: Report, uri: str, figures: dict[str, Path] | None = None, key: str | None = None
+) -> Report:
+    """Log a submission: a parent run, one nested run per seed, the figures, and
+    `report.json`. The run is created first, so the logged report carries its run id and
+    is exactly the document returned (what `--json` prints). `key` (see
+    `submission_key`) is tagged on the parent run for `find_submission`."""
     import time
+    from dataclasses import replace
 
     from mlflow.entities import Param, RunTag
 
@@ -199,8 +223,11 @@ def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> 
             "mu_bench.preset": report.preset or "",
             "mu_bench.params": json.dumps(report.params, sort_keys=True),
         }
+        if key is not None:
+            tags[KEY_TAG] = _checked_key(key)
         parent = c.create_run(exp_id, tags=tags, run_name=report.method)
         run_id = parent.info.run_id
+        report = replace(report, run_id=run_id)
         params = {f"{k}": v for k, v in report.params.items()}
         params.update(budget_seconds=report.budget_seconds, seeds=len(report.seeds))
         metrics = dict(report.metrics)
@@ -237,4 +264,158 @@ def record(report: Report, uri: str, figures: dict[str, Path] | None = None) -> 
                 c.log_text(child.info.run_id, (s.traceback or s.error), "error.txt")
             c.set_terminated(child.info.run_id, "FINISHED" if s.status == "ok" else "FAILED")
         c.set_terminated(run_id, "FINISHED" if report.seeds_ok else "FAILED")
-    return run_id
+    return report
+
+
+# --------------------------------------------------------------------------- idempotency
+
+KEY_TAG = "mu_bench.submission_key"
+KEY_SCHEMA = 1  # bump when the key's contents change: old keys then never match
+_KEY_FORM = re.compile(r"[0-9a-f]{64}")
+
+
+def submission_key(
+    *,
+    scenario: str,
+    scenario_hash: str,
+    method: str,
+    distribution: str,
+    version: str,
+    params: Mapping[str, Any],
+    seeds: int | Iterable[int],
+    budget: float | str,
+    device: str,
+    harness_version: str,
+) -> str:
+    """The idempotency key of a submission request: SHA-256 (hex) of everything that
+    decides what lands on the board, computable before anything runs.
+
+    - `scenario`, `scenario_hash`: which board, and the content that changes results
+      (data, forget set, model, recipe, gold models, LiRA, root seed); a scenario file
+      edited under the same name is a new submission.
+    - `method`, `distribution`, `version`: the plugin's code; a new release is new.
+    - `params`: the resolved hyperparameters (preset merged, pydantic-dumped), compared as
+      canonical JSON, so the order they were given in does not matter. The preset's name
+      is left out: its values are in `params`.
+    - `seeds`: the seed indices (an int n means 0..n-1): 3 seeds and 8 seeds are two rows.
+    - `budget`: as requested, before the retrain time resolves it: seconds (a number) or
+      "N%" of the retrain time; the scenario's default is its seconds. A percentage is
+      kept as such because the retrain time is measured (it differs between machines).
+    - `device`: the kind only (cpu, cuda, mps), not the index: unlearn seconds and the
+      budget mean something else on a GPU, while cuda:0 and cuda:1 are interchangeable.
+    - `harness_version`: scoring can change between releases.
+    Left out: the torch version and the machine (environment, recorded as tags, not part
+    of the request), the tracking URI, and whether figures were drawn (no metric changes).
+    """
+    if isinstance(seeds, int):
+        seeds = range(seeds)
+    if isinstance(budget, str):
+        text = budget.strip()
+        budget = f"{float(text[:-1])}%" if text.endswith("%") else float(text)
+    else:
+        budget = float(budget)
+    payload = {
+        "schema": KEY_SCHEMA,
+        "scenario": scenario,
+        "scenario_hash": scenario_hash,
+        "method": method,
+        "distribution": distribution,
+        "version": version,
+        "params": dict(params),
+        "seeds": sorted(int(s) for s in seeds),
+        "budget": budget,
+        "device": device.split(":")[0],
+        "harness_version": harness_version,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def key_of(sub, device: str) -> str:
+    """`submission_key` of a planned submission (`submission.plan.plan`'s result) run on
+    `device` ("auto" is resolved here, as the stages resolve it)."""
+    from mu_bench import __version__
+
+    if device == "auto":
+        from mu_bench.device import resolve_device
+
+        device = resolve_device(device)
+    budget = sub.budget if sub.budget is not None else sub.scenario.budget.seconds
+    return submission_key(
+        scenario=sub.scenario.name,
+        scenario_hash=sub.scenario.content_hash,
+        method=sub.entry.name,
+        distribution=sub.entry.distribution,
+        version=sub.entry.version,
+        params=sub.params,
+        seeds=sub.seeds,
+        budget=budget,
+        device=device,
+        harness_version=__version__,
+    )
+
+
+def _checked_key(key: str) -> str:
+    if not _KEY_FORM.fullmatch(key):  # also keeps it safe inside a search filter
+        raise ValueError(f"not a submission key (64 lowercase hex digits): {key!r}")
+    return key
+
+
+def _runs_with_key(uri: str, scenario: str, key: str) -> list:
+    """Active parent runs tagged with `key` in `scenario`'s experiment, newest first;
+    empty (and no store created) where there is none."""
+    from mlflow.entities import ViewType
+
+    _checked_key(key)
+    db = sqlite_path(uri)
+    if db is not None and not db.exists():
+        return []
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment_name(scenario))
+    if exp is None:
+        return []
+    return list(
+        c.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.{KEY_TAG} = '{key}' and tags.mu_bench.kind = 'submission'",
+            run_view_type=ViewType.ACTIVE_ONLY,
+            order_by=["attributes.start_time DESC"],
+            max_results=100,
+        )
+    )
+
+
+def find_submission(uri: str, scenario: str, key: str) -> str | None:
+    """The run id of the newest submission with idempotency `key` on `scenario`'s board,
+    or None. Only a complete record counts (`record` ended it FINISHED, or FAILED when no
+    seed succeeded: a failed submission is on the board too); a run still RUNNING is a
+    record cut short (its process was killed mid-`record`), see `discard_incomplete`."""
+    for run in _runs_with_key(uri, scenario, key):
+        if run.info.status in ("FINISHED", "FAILED"):
+            return run.info.run_id
+    return None
+
+
+def discard_incomplete(uri: str, scenario: str, key: str) -> list[str]:
+    """Delete (MLflow's soft delete: off the board) the records with `key` that were cut
+    short, with their seed runs; returns the parent run ids deleted. Call it before
+    submitting `key` again, and only when no other process is recording that same key."""
+    from mlflow.entities import ViewType
+
+    c = client(uri)
+    gone = []
+    with _lock(uri):
+        for run in _runs_with_key(uri, scenario, key):
+            if run.info.status != "RUNNING":
+                continue
+            children = c.search_runs(
+                [run.info.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=5000,
+            )
+            for child in children:
+                c.delete_run(child.info.run_id)
+            c.delete_run(run.info.run_id)
+            gone.append(run.info.run_id)
+    return gone

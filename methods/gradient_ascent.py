@@ -6,6 +6,13 @@ batches, `SGD(lr, momentum=0.9, weight_decay=5e-4)`, batch 256, shuffled, train 
 the training augmentation kept on. Paper defaults (SalUn README, CIFAR-10): lr 1e-4,
 5 epochs.
 
+Presets per setting (SalUn-family scripts, ResNet-18): `cifar10-random` lr 1e-4, 5
+epochs (OPTML-Group/Unlearn-Sparse `README.MD` line 74; JingWu321/Scissorhands
+`Classification/sh/main_0.1_cifar10.sh` line 16); `cifar100-random` lr 1e-4, 5 epochs
+(`sh/main_0.1_cifar100.sh` line 15). No repository gives a CIFAR-10 class-wise setting
+(the only class-wise script, SVHN class 0 in `sh/main_cls0_svhn.sh` line 8, uses the
+same lr 1e-4, 5 epochs), so `cifar10-class` runs the defaults.
+
 Deviations: the MultiStepLR at epochs 91/136 of the original is omitted (it never fires
 within a few epochs, so the rate is constant either way); stops early at the budget.
 The digits preset (lr 2e-3, batch 32) gives about as many steps as the CIFAR setting
@@ -20,15 +27,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
+from mu_bench.api import Method, Reads, UnlearnTask
 
 
 class GradientAscent(Method):
     """Ascend the loss on the forget set (SalUn's GA baseline)."""
 
     reads: ClassVar[Reads] = "forget"
-    presets: ClassVar[dict] = {"digits": {"lr": 2e-3, "epochs": 5, "batch_size": 32}}
+    presets: ClassVar[dict] = {
+        # Unlearn-Sparse README.MD line 74; Scissorhands sh/main_0.1_cifar10.sh line 16.
+        "cifar10-random": {"lr": 1e-4, "epochs": 5},
+        "cifar100-random": {"lr": 1e-4, "epochs": 5},  # sh/main_0.1_cifar100.sh line 15
+        "digits": {"lr": 2e-3, "epochs": 5, "batch_size": 32},
+    }
 
     epochs: int = Field(5, ge=1)
     lr: float = Field(1e-4, gt=0)

@@ -18,8 +18,13 @@ code's loaders keep the training transform):
    only ever rescales the first sample's gradient; kept as is.)
 3. theta += alpha * k, over every parameter.
 
-Defaults: alpha 10 (SalUn / Scissorhands scripts, 10-50% CIFAR-10); the `cifar100`
-preset is their CIFAR-100 value, 20.
+Defaults: alpha 10 (SalUn / Scissorhands scripts, 10-50% CIFAR-10).
+
+Presets per setting: `cifar10-random` alpha 10 (JingWu321/Scissorhands
+`Classification/sh/main_0.1_cifar10.sh` line 20; OPTML-Group/Unlearn-Sparse `README.MD`
+line 82 leaves it as `${alpha}`), `cifar100-random` alpha 20 (`sh/main_0.1_cifar100.sh`
+line 19). No repository gives a CIFAR-10 class-wise setting (SVHN class 0,
+`sh/main_cls0_svhn.sh` line 11: alpha 2), so `cifar10-class` runs the default.
 
 Deviations: the per-sample gradients of step 2 are computed in chunks with `torch.func`
 (the same values as the code's batch-size-1 loop, 1.5x faster on the digits MLP and 19x
@@ -38,10 +43,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import Split, UnlearnTask
-
-from ._grads import chunk_size, flat_grad, per_sample_grads
+from mu_bench.api import Method, Reads, Split, UnlearnTask, chunk_size, flat_grad, per_sample_grads
 
 WOODFISHER_N = 1000  # `N` in `woodfisher`: damping and (plus 2) number of samples
 
@@ -92,7 +94,11 @@ class Influence(Method):
     # digits: lowest mean avg_gap over digits-class3 and digits-random10 (2 seeds each) in a
     # sweep over alpha {10, 20, 30, 40, 50, 100, 300}: 20 (0.0045; the paper's 10 forgets
     # half of digit 3: 0.077; 30: 0.017).
-    presets: ClassVar[dict] = {"cifar100": {"alpha": 20.0}, "digits": {"alpha": 20.0}}
+    presets: ClassVar[dict] = {
+        "cifar10-random": {"alpha": 10.0},  # Scissorhands sh/main_0.1_cifar10.sh line 20
+        "cifar100-random": {"alpha": 20.0},  # sh/main_0.1_cifar100.sh line 19
+        "digits": {"alpha": 20.0},
+    }
 
     alpha: float = Field(10.0, gt=0)
     batch_size: int = Field(256, ge=1)

@@ -15,6 +15,13 @@ train mode, no augmentation (the SCRUB notebooks build their loaders with
 Defaults: beta 0.9999, lr 0.01, 5 epochs, retain batch 32, forget batch 16
 (`MIA_experiments.ipynb`).
 
+Presets per setting: none of the three CIFAR settings has published values. The
+defaults' `MIA_experiments.ipynb` forgets 100 examples of CIFAR-10 class 5; the
+class-wise `large_scale_unlearning.ipynb` runs no NegGrad+; `resnet50_cifar100.ipynb`
+sets beta 0.9999, lr 0.01, 5 epochs (cell 23) for 100 examples of CIFAR-100 class 0 and
+never calls it. So `cifar10-random`, `cifar10-class` and `cifar100-random` run the
+defaults.
+
 Deviations: stops early at the budget.
 """
 
@@ -28,10 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
-
-from ._sgd import run_pass
+from mu_bench.api import Method, Reads, UnlearnTask, run_pass
 
 Pair = tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

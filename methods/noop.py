@@ -4,8 +4,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
+from mu_bench.api import Method, Reads, UnlearnTask
 
 
 class NoOp(Method):

@@ -18,6 +18,11 @@ Defaults: no stored script runs plain RL; lr 0.01 and 10 epochs are the SalUn se
 (10 epochs, lr 0.013 with the mask) rounded to the middle of the paper's RL search
 range, an inference, not a value read from the code.
 
+Presets per setting: no stored script runs plain RL on any setting (SalUn's scripts
+run it only through the mask), so `cifar10-random`, `cifar10-class` and
+`cifar100-random` run the defaults; the `cifar100` preset is `RL.py`'s CIFAR-100 branch
+(line 51), a choice of the code, not a tuned value.
+
 Deviations: labels are drawn from the task's seeded generator (the code uses torch's
 global RNG); the MultiStepLR at epochs 91/136 is omitted (it never fires in 10 epochs);
 stops early at the budget.
@@ -32,10 +37,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import Split, UnlearnTask
-
-from ._sgd import WeightMask, random_labels, run_pass
+from mu_bench.api import Method, Reads, Split, UnlearnTask, WeightMask, random_labels, run_pass
 
 
 class RandomLabel(Method):

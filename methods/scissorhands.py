@@ -17,23 +17,45 @@ over those parameters with GEM's one-memory projection g + v g_o, v = max(margin
 `project2cone2`'s QP for one memory), so a repair step does not lower the forget loss to
 first order; once the forget loader is exhausted the remaining retain batches are plain
 CE steps. SGD(momentum 0.9, weight decay 5e-4), batch 256, augmentation on. Defaults are
-the README's CIFAR-10 10% random setting: lr 5e-3, sparsity 0.97 (reset the top 3%),
+the README's CIFAR-10 10% random setting: lr 5e-3, sparsity 0.97 (select the top 3%),
 lambda 0.05, 10 epochs, one prune and one memory batch, projection on.
 
 No digits preset: those CIFAR-10 settings forget digit 3 on digits-class3 as they are
 (forget accuracy 0.0, retain accuracy 0.99).
 
-"The last layers" are `last_stages` top-level stages of any architecture
-(`mu_bench.layers`): 3 is exactly the original's `layer3`/`layer4`/`fc` on ResNet-18,
-and all three Linear layers of the digits MLP. Normalisation layers are never reset; the
-projection covers every parameter of those stages, BatchNorm included, as the original's.
+Selection (`rank_among = "all"`, the default, the original's `snip`): one global
+threshold, the int(sparsity * N)-th smallest saliency of all N parameter entries
+(BatchNorm and early layers included; (max - min) / 2 if it equals the extreme), and
+the entries above it in the reset layers are re-initialised. Sparsity 0.97 selects the
+top 3% of the whole network, of which only the part in the reset layers is reset: the
+published sparsities were tuned under this rule. `rank_among = "eligible"` ranks among
+the reset layers' own entries instead, so that exactly (1 - sparsity) of them is reset
+whatever the rest of the network holds; it makes the fraction reset a property of the
+setting rather than of layers the method never touches, which is what a sweep over
+architectures needs, but its sparsities are not the paper's.
+
+Layers: "the last layers" are top-level stages of any architecture (`mu_bench.api` stages;
+ResNet-18's last three are exactly `layer3`/`layer4`/`fc`, the digits MLP's are its
+three Linear layers). `reset_stages` are the stages whose entries may be reset (their
+normalisation layers never are), `project_stages` those the memory gradient and the
+projection cover (every parameter, BatchNorm included, as the original). They differ
+in the original: `SHs_0.1_cifar10.py` resets and projects over `layer3`/`layer4`/`fc`
+(3 and 3); `SHs_0.1_cifar100.py` (lines 128, 165) and `SHs_cls0_svhn.py` (129, 146) reset only
+`layer4`/`fc` but project over `layer3`/`layer4`/`fc` (2 and 3).
+
+Presets (per setting; every one also projects, one prune and one memory batch, batch
+256, momentum 0.9, weight decay 5e-4):
+- `cifar10-random`: lr 5e-3, sparsity 0.97, lam 0.05, 10 epochs, reset 3 / project 3:
+  `Classification/README.md`, `main.sh` line 6 and `sh/main_0.1_cifar10.sh` line 44
+  (with `unlearn/SHs/SHs_0.1_cifar10.py`); the field defaults.
+- `cifar100-random`: lr 5e-3, sparsity 0.99, lam 1.0, 10 epochs, reset 2 / project 3:
+  `main.sh` line 10 and `sh/main_0.1_cifar100.sh` line 40 (with
+  `unlearn/SHs/SHs_0.1_cifar100.py`, lines 128 and 165).
+- CIFAR-10 class-wise: the paper and repository give no setting (their only class-wise
+  run is SVHN class 0, `sh/main_cls0_svhn.sh` line 27: lr 1e-3, sparsity 0.9, lam 0.1,
+  reset 2 / project 3), so `cifar10-class` runs the field defaults.
 
 Deviations, each with its reason:
-- The reset takes the top (1 - sparsity) of the *eligible* entries (`rank_among =
-  "eligible"`), so exactly that fraction of the chosen layers is reset; the original
-  ranks all parameters globally, BatchNorm and early layers included, and resets the
-  eligible entries above that global threshold, so the fraction it resets depends on
-  layers it never touches. `rank_among = "all"` is the original's rule.
 - The original's name filter (`'bn' not in name`) lets the downsample BatchNorm
   (`downsample.1`) be reset to U(-1, 1) weights and zero biases, evidently by accident of
   naming; here no normalisation layer is reset.
@@ -58,11 +80,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.layers import last_stages, stage_parameters
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
-
-from ._grads import flat_grad
+from mu_bench.api import Method, Reads, UnlearnTask, flat_grad, last_stages, stage_parameters
 
 MARGIN = 0.5  # project2cone2's defaults
 EPS = 1e-3
@@ -88,11 +106,11 @@ def reset_masks(
     saliency: dict[str, torch.Tensor],
     eligible: list[str],
     sparsity: float,
-    rank_among: Literal["eligible", "all"] = "eligible",
+    rank_among: Literal["all", "eligible"] = "all",
 ) -> dict[str, torch.Tensor]:
-    """Boolean masks of the eligible entries to reset: the top (1 - sparsity) of the
-    eligible entries ("eligible"), or the eligible entries above the original's global
-    threshold, the int(sparsity * N)-th smallest saliency of all N entries ("all")."""
+    """Boolean masks of the eligible entries to reset: those above the original's global
+    threshold, the int(sparsity * N)-th smallest saliency of all N entries ("all"), or
+    the top (1 - sparsity) of the eligible entries alone ("eligible")."""
     if rank_among == "eligible":
         flat = torch.cat([saliency[k].flatten() for k in eligible])
         n_reset = len(flat) - int(sparsity * len(flat))
@@ -160,6 +178,20 @@ class Scissorhands(Method):
     """Reset the forget set's most salient last-layer weights, then repair (Scissorhands)."""
 
     reads: ClassVar[Reads] = "both"
+    presets: ClassVar[dict] = {
+        # Classification/main.sh line 6, sh/main_0.1_cifar10.sh line 44, README.
+        "cifar10-random": {"lr": 5e-3, "sparsity": 0.97, "lam": 0.05, "epochs": 10},
+        # main.sh line 10, sh/main_0.1_cifar100.sh line 40; SHs_0.1_cifar100.py resets
+        # layer4/fc only (line 128) and projects over layer3/layer4/fc (line 165).
+        "cifar100-random": {
+            "lr": 5e-3,
+            "sparsity": 0.99,
+            "lam": 1.0,
+            "epochs": 10,
+            "reset_stages": 2,
+            "project_stages": 3,
+        },
+    }
 
     sparsity: float = Field(0.97, ge=0, lt=1)  # the top (1 - sparsity) is reset
     lam: float = Field(0.05, ge=0)
@@ -168,11 +200,12 @@ class Scissorhands(Method):
     weight_decay: float = Field(5e-4, ge=0)
     epochs: int = Field(10, ge=0)
     batch_size: int = Field(256, ge=1)
-    last_stages: int = Field(3, ge=1)
+    reset_stages: int = Field(3, ge=1)  # the last stages whose entries may be reset
+    project_stages: int = Field(3, ge=1)  # the last stages the projection covers
     prune_batches: int = Field(1, ge=1)
     memory_batches: int = Field(1, ge=1)
     project: bool = True
-    rank_among: Literal["eligible", "all"] = "eligible"
+    rank_among: Literal["all", "eligible"] = "all"
 
     def _forget_batches(self, task: UnlearnTask, n: int):
         # The original's `next(iter(loader))`: a fresh shuffled first batch each time.
@@ -181,8 +214,9 @@ class Scissorhands(Method):
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         model = task.model
-        stages = last_stages(model, self.last_stages)
-        eligible = list(stage_parameters(model, stages, skip_norm=True))
+        reset = last_stages(model, self.reset_stages)
+        stages = last_stages(model, self.project_stages)
+        eligible = list(stage_parameters(model, reset, skip_norm=True))
         saliency = snip_saliency(model, self._forget_batches(task, self.prune_batches))
         reinitialise(model, reset_masks(saliency, eligible, self.sparsity, self.rank_among))
         projected = list(stage_parameters(model, stages).values())

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Real services for the slow tests (PostgreSQL, MLflow server, Dask cluster)
+from .services import dask_two_workers, mlflow_postgres, mlflow_sqlite, postgres_db  # noqa: F401
+
 PLUGINS = Path(__file__).parent / "plugins"
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mu_bench.evaluation import aggregate
-from mu_bench.metrics.confidence import logit_scaled_confidence, true_class_probability
-from mu_bench.metrics.lira import gaussian, lira_attack, membership_scores
-from mu_bench.metrics.mia import indiscernibility, mia_efficacy, mia_loss_acc
+from mu_bench.evaluation.metrics.confidence import logit_scaled_confidence, true_class_probability
+from mu_bench.evaluation.metrics.lira import gaussian, lira_attack, membership_scores
+from mu_bench.evaluation.metrics.mia import indiscernibility, mia_efficacy, mia_loss_acc
+from mu_bench.evaluation.scoring import aggregate
 
 from .reference_metrics import carlini_lira, challenge_confidence, salun_mia_efficacy
 

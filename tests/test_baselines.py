@@ -7,17 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from mu_bench import registry
-from mu_bench.artifacts import init_seed, prepare
+from mu_bench.api import ModelSpec, Split, WeightMask, build_model, flat_grad, per_sample_grads
 from mu_bench.errors import UsageError
 from mu_bench.leaderboard import reference
-from mu_bench.methods._grads import flat_grad, per_sample_grads
-from mu_bench.methods._sgd import WeightMask
 from mu_bench.methods.boundary_shrink import fgsm
 from mu_bench.methods.salun import saliency_mask
-from mu_bench.models import ModelSpec, build_model
-from mu_bench.submit import plan, run, write_inputs
-from mu_bench.task import Split
-from mu_bench.training import fit, predict_logits
+from mu_bench.submission.execute import write_inputs
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
+from mu_bench.submission.prepare import init_seed, prepare
+from mu_bench.toolkit.training import fit, predict_logits
 
 from .conftest import PLUGINS
 
@@ -49,7 +48,7 @@ def class3(shared_cache, tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("MU_BENCH_HOME", str(tmp_path_factory.mktemp("baselines")))
         env.setenv("MU_BENCH_CACHE", str(shared_cache))
-        return {m: run(plan(m, "digits-class3", seeds=2), "cpu")[0] for m in BASELINES}
+        return {m: run(plan(m, "digits-class3", seeds=2), "cpu").report for m in BASELINES}
 
 
 @pytest.mark.parametrize("method", BASELINES)
@@ -67,26 +66,29 @@ def test_declares_its_data_and_scope_and_gets_only_that(method, tmp_path):
     cls = registry.get(method).load()
     assert (cls.reads, cls.scope) == BASELINES[method]
     sub = plan(method, "digits-class3", seeds=1)
-    inputs = write_inputs(sub, prepare(sub.scenario, "cpu"), tmp_path)
+    art = prepare(sub.scenario, "cpu")
+    inputs = write_inputs(sub, art, tmp_path)
     expected = {"forget": ["forget"], "retain": ["retain"], "both": ["forget", "retain"]}
-    given = sorted(k for k in ("forget", "retain") if inputs[k] is not None)
+    given = sorted(k for k in ("forget", "retain") if k in inputs)
     assert given == expected[cls.reads]
-    assert {p.name for p in tmp_path.iterdir()} == {"original.pt", *(f"{k}.pt" for k in given)}
+    assert inputs["model"] == art.original.weights and set(inputs) == {"model", *given}
+    assert {p.name for p in tmp_path.iterdir()} == {f"{k}.pt" for k in given}
 
 
 @pytest.mark.parametrize("probe", ["probe-forget-only", "probe-retain-only"])
 def test_a_method_that_declares_one_set_never_receives_the_other(probe, monkeypatch):
     """Through the real runner: the probe checks from inside its worker that the other
-    set is not in its task.json, not beside its inputs, and raises DataAccessError."""
+    set is not in its request.json, not beside its inputs, and raises DataAccessError."""
     monkeypatch.syspath_prepend(str(PLUGINS / "probes"))
-    report, _ = run(plan(probe, "digits-class3", seeds=1), "cpu")
+    report = run(plan(probe, "digits-class3", seeds=1), "cpu").report
     assert report.status == "ok", report.seeds[0].error
 
 
 def test_initial_model_is_the_init_the_original_was_trained_from(monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGINS / "probes"))
     sub = plan("probe-initial-model", "digits-class3", seeds=1)
-    report, outputs = run(sub, "cpu")
+    evaluation = run(sub, "cpu")
+    report, outputs = evaluation.report, evaluation.outputs
     assert report.status == "ok", report.seeds[0].error
     art = prepare(sub.scenario, "cpu")
     seed = init_seed(sub.scenario, "original", 0)
@@ -100,7 +102,7 @@ def test_initial_model_is_the_init_the_original_was_trained_from(monkeypatch):
 
 
 def test_class_only_method_on_random_forgetting_is_marked_out_of_scope():
-    report, _ = run(plan("boundary-shrink", "digits-random10", seeds=1), "cpu")
+    report = run(plan("boundary-shrink", "digits-random10", seeds=1), "cpu").report
     assert report.status == "ok" and not report.in_scope
     assert any("out of scope" in note for note in report.notes)
 

@@ -4,22 +4,23 @@ every recipe feature; the stacked path equals it to the tolerance its docstring 
 import pytest
 import torch
 
-from mu_bench.batched_training import stacked_unsupported, train_batched
-from mu_bench.datasets import build_dataset
-from mu_bench.models import ModelSpec, build_model, spec_for
+from mu_bench.data.forget import make_split
+from mu_bench.data.registry import build_dataset
+from mu_bench.data.split import Split
+from mu_bench.models.registry import build_model, spec_for
+from mu_bench.models.spec import ModelSpec
 from mu_bench.scenario import load
-from mu_bench.splits import make_split
-from mu_bench.task import Split
-from mu_bench.training import fit, predict_logits
+from mu_bench.toolkit.batched_training import stacked_unsupported, train_batched
+from mu_bench.toolkit.training import fit, predict_logits
 
 
 @pytest.fixture(scope="module")
 def digits():
     scenario = load("digits-random10")
-    data = build_dataset(scenario)
-    split = make_split(scenario, data)
+    data = build_dataset(scenario.data, scenario.seed)
+    split = make_split(scenario.forget, scenario.seed, data)
     retain = Split(data.x_train[split.retain_idx], data.y_train[split.retain_idx])
-    return scenario, spec_for(scenario, data.input_shape, data.num_classes), retain, data
+    return scenario, spec_for(scenario.model, data.input_shape, data.num_classes), retain, data
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def small(digits):
 
 
 def _one_by_one(spec, data, recipe, seeds, epochs):
-    """What `artifacts._trainer` does per model."""
+    """What `submission.prepare._trainer` does per model."""
     models = []
     for seed in seeds:
         torch.manual_seed(seed)

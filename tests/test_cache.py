@@ -2,9 +2,9 @@
 
 import torch
 
-from mu_bench.artifacts import prepare
 from mu_bench.cache import Cache
 from mu_bench.scenario import load
+from mu_bench.submission.prepare import prepare
 
 # The gold and original models only: the holdout gold set and LiRA's IN models have their
 # own tests (test_scoring.py).

@@ -7,7 +7,8 @@ forgetting. Prints F, the ceiling and the normalised value of every method run
 import pytest
 
 from mu_bench.scenario import load
-from mu_bench.submit import plan, run
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
 
 SEEDS = 16
 METHODS = ("retrain", "noop", "finetune", "gradient-ascent")
@@ -21,7 +22,7 @@ def calibration():
         gold = shipped.gold.model_copy(update={"seeds": SEEDS})
         sixteen = shipped.model_copy(update={"gold": gold})
         for method in METHODS:
-            report, _ = run(plan(method, sixteen, seeds=SEEDS), "cpu")
+            report = run(plan(method, sixteen, seeds=SEEDS), "cpu").report
             assert report.seeds_ok == SEEDS, report.seeds
             got[scenario, method] = report.metrics
     print(

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from mu_bench import ceiling
-from mu_bench.ceiling import pooled_ceiling, pooled_forget_quality
-from mu_bench.metrics.forget_quality import forget_quality
+from mu_bench.evaluation import ceiling
+from mu_bench.evaluation.ceiling import pooled_ceiling, pooled_forget_quality
+from mu_bench.evaluation.metrics.forget_quality import forget_quality
 
 
 def _pool(models: int, examples: int = 12, seed: int = 0) -> np.ndarray:

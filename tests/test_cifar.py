@@ -9,17 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from mu_bench.data_cifar import salun_forget_draw, salun_split
-from mu_bench.datasets import build_dataset
+from mu_bench.api import ModelSpec, build_model
+from mu_bench.data.cifar import salun_forget_draw, salun_split
+from mu_bench.data.forget import make_split
+from mu_bench.data.registry import build_dataset
 from mu_bench.errors import UsageError
-from mu_bench.models import ModelSpec, build_model
 from mu_bench.scenario import load
-from mu_bench.splits import make_split
 
 from .cifar_files import tiny_variant, write_cifar10, write_cifar100
 from .conftest import cli, cli_json
 
 CIFAR_SCENARIOS = ("cifar10-random10", "cifar10-class", "cifar100-random10")
+
+
+def _build(scenario):
+    return build_dataset(scenario.data, scenario.seed)
 
 
 def _salun_reference(labels: np.ndarray, seed: int, num_forget: int):
@@ -70,7 +74,7 @@ def scenarios(data_root, tmp_path, monkeypatch):
 def test_cifar10_loads_through_torchvision_with_salun_split(scenarios, data_root):
     x_tr, y_tr, x_te, y_te = data_root[1]
     scenario = load(str(scenarios["cifar10-random10"]))
-    data = build_dataset(scenario)
+    data = _build(scenario)
     train, _ = salun_split(y_tr, 0.1, seed=2)
     assert data.x_train.shape == (180, 3, 32, 32) and data.x_test.shape == (100, 3, 32, 32)
     assert data.x_train.dtype == torch.float32 and data.num_classes == 10
@@ -80,19 +84,20 @@ def test_cifar10_loads_through_torchvision_with_salun_split(scenarios, data_root
     assert torch.equal(data.x_test, torch.from_numpy(x_te.reshape(-1, 3, 32, 32)).float() / 255)
     assert data.y_train.tolist() == y_tr[train].tolist() and data.y_test.tolist() == y_te.tolist()
 
-    split = make_split(scenario, data)
+    split = make_split(scenario.forget, scenario.seed, data)
     assert len(split.forget_idx) == 18  # 10% of the 180 kept, as 4,500 of 45,000
     expected_forget = np.sort(np.random.RandomState(1).choice(180, 18, replace=False))
     assert split.forget_idx.tolist() == expected_forget.tolist()
 
-    cls = build_dataset(load(str(scenarios["cifar10-class"])))
-    class_split = make_split(load(str(scenarios["cifar10-class"])), cls)
+    by_class = load(str(scenarios["cifar10-class"]))
+    cls = _build(by_class)
+    class_split = make_split(by_class.forget, by_class.seed, cls)
     assert (cls.y_train[class_split.forget_idx] == 0).all()
     assert len(class_split.forget_idx) == int((cls.y_train == 0).sum()) == 18
 
 
 def test_cifar100_loads_fine_labels(scenarios):
-    data = build_dataset(load(str(scenarios["cifar100-random10"])))
+    data = _build(load(str(scenarios["cifar100-random10"])))
     assert data.num_classes == 100
     assert data.x_train.shape == (900, 3, 32, 32) and len(data.y_test) == 200
     assert np.bincount(data.y_train.numpy()).tolist() == [9] * 100
@@ -105,18 +110,18 @@ def test_files_that_fail_torchvisions_md5_check_are_refused(scenarios, tmp_path)
     path = tmp_path / "verified.toml"
     path.write_text(text)
     with pytest.raises(UsageError, match="failed torchvision's check.*verify_md5"):
-        build_dataset(load(str(path)))
+        _build(load(str(path)))
 
 
 def test_unverified_files_and_gpus_key_the_cache_apart(scenarios, tmp_path, monkeypatch):
-    from mu_bench.artifacts import _key
+    from mu_bench.submission.prepare import _key
 
     scenario = load(str(scenarios["cifar10-random10"]))
-    first = build_dataset(scenario).fingerprint
+    first = _build(scenario).fingerprint
     other = tmp_path / "other"
     write_cifar10(other, train_per_class=20, test_per_class=10, seed=1)
     monkeypatch.setenv("MU_BENCH_DATA", str(other))
-    second = build_dataset(scenario).fingerprint
+    second = _build(scenario).fingerprint
     assert first and second != first
     keys = {
         _key(scenario, "gold", 0, first),
@@ -160,10 +165,9 @@ def test_architectures_refuse_inputs_of_the_wrong_shape():
 def test_mixed_precision_channels_last_path_trains_on_the_cpu():
     """The CUDA fast path (autocast + channels_last) run on the CPU, where autocast to
     bfloat16 also exists: it trains, and weights stay float32 and finite."""
-    from mu_bench.accel import Accel
-    from mu_bench.scenario import TrainConfig
-    from mu_bench.task import Split
-    from mu_bench.training import fit
+    from mu_bench.api import Split, TrainConfig
+    from mu_bench.toolkit.accel import Accel
+    from mu_bench.toolkit.training import fit
 
     assert Accel.auto("cpu", torch.nn.Linear(1, 1)) == Accel()  # CPU: float32 reference
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import time
 import psutil
 import pytest
 
-from mu_bench.launch import TOKEN_VAR
+from mu_bench.isolation.launch import TOKEN_VAR
 
 from .conftest import PLUGINS, cli, cli_json
 
@@ -95,7 +95,7 @@ def test_worker_gets_only_its_declared_inputs(tmp_path):
     work = tmp_path / "work"
     proc = cli("submit", "noop", "--seeds", "1", "--keep-work", env={"MU_BENCH_WORK": str(work)})
     assert proc.returncode == 0, proc.stderr
-    task = next(work.rglob("task.json"))
-    assert {p.name for p in (task.parent.parent / "inputs").iterdir()} == {"original.pt"}
+    task = next(work.rglob("request.json"))
+    assert {p.name for p in (task.parent / "inputs").iterdir()} == {"model.pt"}
     assert os.environ["MU_BENCH_HOME"] not in task.read_text()
     assert os.environ["MU_BENCH_CACHE"] not in task.read_text()

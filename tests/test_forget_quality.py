@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mu_bench.metrics.forget_quality import (
+from mu_bench.evaluation.metrics.forget_quality import (
     DELTA,
     EPSILON_CAP,
     double_thresholds,

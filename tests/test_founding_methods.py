@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from mu_bench.artifacts import prepare
-from mu_bench.fisher import diagonal_fisher
-from mu_bench.layers import last_stages, stage_parameters
+from mu_bench.api import Budget, ModelSpec, Split, TrainTask, UnlearnTask, build_model
 from mu_bench.leaderboard import ranking, render, store
 from mu_bench.methods import scissorhands as sh
 from mu_bench.methods import sisa
-from mu_bench.models import ModelSpec, build_model
-from mu_bench.submit import plan, run
-from mu_bench.task import Budget, Split, TrainTask, UnlearnTask
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
+from mu_bench.submission.prepare import prepare
+from mu_bench.toolkit.fisher import diagonal_fisher
+from mu_bench.toolkit.layers import last_stages, stage_parameters
 
 METHODS = ("sisa", "pbu", "scissorhands")
 
@@ -27,7 +27,7 @@ METHODS = ("sisa", "pbu", "scissorhands")
 @pytest.fixture(scope="module")
 def class3():
     """Each method on digits-class3 with its digits preset, 2 seeds, through the runner."""
-    return {m: run(plan(m, "digits-class3", seeds=2), "cpu")[0] for m in METHODS}
+    return {m: run(plan(m, "digits-class3", seeds=2), "cpu").report for m in METHODS}
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -48,7 +48,7 @@ def test_sisa_on_random_forgetting_retrains_only_hit_shards_and_is_exact():
     # 144 random deletions hit every one of 5 shards (a shard escapes with probability
     # (1 - 1/S)^144); with 50 shards a few escape.
     sub = plan("sisa", "digits-random10", seeds=1, params={"shards": "50"})
-    report, _ = run(sub, "cpu")
+    report = run(sub, "cpu").report
     assert report.status == "ok"
     m, gold = report.metrics, report.reference["gold"]
     print({k: round(v, 4) for k, v in m.items()}, "gold forget", round(gold["forget_acc"], 4))
@@ -68,12 +68,12 @@ def test_pbu_never_gets_the_retain_set_and_is_out_of_scope_on_random_forgetting(
 ):
     work = tmp_path / "work"
     monkeypatch.setenv("MU_BENCH_WORK", str(work))
-    report, _ = run(plan("pbu", "digits-random10", seeds=1), "cpu", keep_work=True)
+    report = run(plan("pbu", "digits-random10", seeds=1), "cpu", keep_work=True).report
     assert report.status == "ok" and not report.in_scope
-    task = json.loads(next(work.rglob("task.json")).read_text())
-    assert task["inputs"]["retain"] is None
-    inputs = next(work.glob("*/inputs"))
-    assert {p.name for p in inputs.iterdir()} == {"original.pt", "forget.pt"}
+    request = next(work.rglob("request.json"))
+    assert "retain" not in json.loads(request.read_text())["inputs"]
+    inputs = request.parent / "inputs"
+    assert {p.name for p in inputs.iterdir()} == {"model.pt", "forget.pt"}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     store.record(report, uri)
     row = render.leaderboard_rows(ranking.table(ranking.load(uri, "digits-random10")))[0]
@@ -92,7 +92,7 @@ def test_a_tiny_budget_gives_an_early_valid_result(method, params):
     """With a 0.2 s budget and 1 s of grace each method returns by itself (a killed worker
     has no `unlearn_seconds`): `ok`, or `timeout` for overrunning by a step."""
     sub = plan(method, "digits-class3", seeds=1, budget="0.2", params=params)
-    report, _ = run(sub, "cpu", grace=1.0)
+    report = run(sub, "cpu", grace=1.0).report
     seed = report.seeds[0]
     assert seed.unlearn_seconds is not None, seed.error
     assert seed.status in ("ok", "timeout"), seed.error
@@ -152,7 +152,7 @@ def _resnet():
 
 
 @pytest.mark.parametrize("model_fn", [_resnet, None], ids=["resnet18", "digits-mlp"])
-def test_scissorhands_resets_exactly_the_requested_fraction(model_fn):
+def test_scissorhands_eligible_rule_resets_exactly_the_requested_fraction(model_fn):
     if model_fn is None:
         torch.manual_seed(0)
         model = build_model(ModelSpec("mlp", {"hidden": [256, 256]}, (1, 8, 8), 10))
@@ -167,7 +167,7 @@ def test_scissorhands_resets_exactly_the_requested_fraction(model_fn):
         assert not any(".bn" in k or "downsample.1" in k for k in eligible)
         assert "layer4.0.downsample.0.weight" in eligible and "fc.bias" in eligible
     saliency = sh.snip_saliency(model, [(x, y)])
-    masks = sh.reset_masks(saliency, eligible, 0.97)
+    masks = sh.reset_masks(saliency, eligible, 0.97, rank_among="eligible")
     n_eligible = sum(saliency[k].numel() for k in eligible)
     before = {k: p.detach().clone() for k, p in model.named_parameters()}
     assert sh.reinitialise(model, masks) == n_eligible - int(0.97 * n_eligible)
@@ -186,7 +186,7 @@ def test_scissorhands_resets_exactly_the_requested_fraction(model_fn):
 
 def _sisa_setup(shards: int, slices: int):
     """SISA, 60 tiny examples and the task fields they share, for in-process runs."""
-    from mu_bench.scenario import TrainConfig
+    from mu_bench.api import TrainConfig
 
     torch.manual_seed(0)
     n = 60

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from mu_bench.metrics.confidence import logit_scaled_confidence
-from mu_bench.metrics.klom import EPS, klom, margins, summary
+from mu_bench.evaluation.metrics.confidence import logit_scaled_confidence
+from mu_bench.evaluation.metrics.klom import EPS, klom, margins, summary
 
 from .reference_metrics import klom_binned_kl, klom_kl_from_margins, klom_margins
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mu_bench.layers import last_stages, stage_parameters, stages
-from mu_bench.models import ModelSpec, build_model
+from mu_bench.api import ModelSpec, build_model
+from mu_bench.toolkit.layers import last_stages, stage_parameters, stages
 
 
 def test_resnet_last_three_stages_are_the_original_filter():

@@ -14,10 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from mu_bench.datasets import build_dataset
-from mu_bench.models import build_model, spec_for
+from mu_bench.data.registry import build_dataset
+from mu_bench.models.registry import build_model, spec_for
 from mu_bench.scenario import load
-from mu_bench.submit import plan, run
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
+
+
+def _build(scenario):
+    return build_dataset(scenario.data, scenario.seed)
 
 
 def test_dataset_is_the_mnist1d_package_output_and_leaves_global_rngs_alone():
@@ -27,7 +32,7 @@ def test_dataset_is_the_mnist1d_package_output_and_leaves_global_rngs_alone():
     np.random.seed(123)
     random.seed(123)
     before = (np.random.get_state()[1].copy(), random.getstate())
-    data = build_dataset(scenario)
+    data = _build(scenario)
     assert np.array_equal(np.random.get_state()[1], before[0]) and random.getstate() == before[1]
 
     expected = make_dataset(get_dataset_args())  # the package defaults: seed 42, 4,000 + 1,000
@@ -40,7 +45,7 @@ def test_dataset_is_the_mnist1d_package_output_and_leaves_global_rngs_alone():
 
 def test_cnn1d_is_the_papers_convbase():
     scenario = load("mnist1d-random10")
-    spec = spec_for(scenario, (1, 40), 10)
+    spec = spec_for(scenario.model, (1, 40), 10)
     model = build_model(spec)
     # conv 1->25 k5, 25->25 k3 twice, linear 125->10 (greydanus/mnist1d notebooks/models.py)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -71,7 +76,7 @@ def _submit_all(scenarios, methods):
     reports = {}
     for scenario in scenarios:
         for method in methods:
-            report, _ = run(plan(method, scenario, seeds=1), "cpu")
+            report = run(plan(method, scenario, seeds=1), "cpu").report
             assert report.status == "ok", report.seeds
             reports[scenario, method] = report
     return reports

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from mu_bench.artifacts import prepare
 from mu_bench.cache import Cache
-from mu_bench.relearning import RelearnConfig, forget_partition, relearn
+from mu_bench.evaluation.relearning import RelearnConfig, forget_partition, relearn
 from mu_bench.scenario import load
+from mu_bench.submission.prepare import prepare
 
 
 @pytest.fixture(scope="module")

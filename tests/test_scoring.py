@@ -11,16 +11,19 @@ import pandas as pd
 import pytest
 import torch
 
-import mu_bench.artifacts as artifacts_module
-import mu_bench.evaluation as evaluation
-from mu_bench.artifacts import prepare
+import mu_bench.submission.evaluate as evaluate_stage
+import mu_bench.submission.prepare as prepare_stage
 from mu_bench.cache import Cache
 from mu_bench.errors import UsageError
+from mu_bench.evaluation import scoring
+from mu_bench.evaluation.metrics.forget_quality import forget_quality
 from mu_bench.leaderboard import ranking, store
 from mu_bench.leaderboard.figures import pareto_front
 from mu_bench.scenario import load, parse
 from mu_bench.seeding import derive_seed
-from mu_bench.submit import plan, run
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
+from mu_bench.submission.prepare import prepare
 
 from .conftest import cli_json
 
@@ -38,11 +41,11 @@ def test_each_unlearned_model_gets_exactly_one_forward_pass(monkeypatch, art):
     rows: Counter = Counter()
     examples: Counter = Counter()
     loaded = itertools.count()
-    real_predict, real_load = evaluation.predict_logits, evaluation.load_weights
+    real_infer, real_load = evaluate_stage.infer, evaluate_stage.load_weights
 
-    def counting_predict(model, x, *args, **kwargs):
-        rows[model.mu_bench_test_id] += len(x)
-        return real_predict(model, x, *args, **kwargs)
+    def counting_infer(model, data):
+        rows[model.mu_bench_test_id] += len(data.x_train) + len(data.x_test)
+        return real_infer(model, data)
 
     def hooked_load(*args, **kwargs):
         model, problem = real_load(*args, **kwargs)
@@ -53,9 +56,9 @@ def test_each_unlearned_model_gets_exactly_one_forward_pass(monkeypatch, art):
             )
         return model, problem
 
-    monkeypatch.setattr(evaluation, "predict_logits", counting_predict)
-    monkeypatch.setattr(evaluation, "load_weights", hooked_load)
-    report, _ = run(plan("finetune", SCENARIO, seeds=3), "cpu")
+    monkeypatch.setattr(evaluate_stage, "infer", counting_infer)
+    monkeypatch.setattr(evaluate_stage, "load_weights", hooked_load)
+    report = run(plan("finetune", SCENARIO, seeds=3), "cpu").report
     assert report.status == "ok" and "forget_quality" in report.metrics
     assert "lira_auc" in report.metrics and "forget_quality_ceiling" in report.metrics
     per_model = len(art.data.y_train) + len(art.data.y_test)
@@ -65,13 +68,14 @@ def test_each_unlearned_model_gets_exactly_one_forward_pass(monkeypatch, art):
 
 def test_prepare_passes_once_per_model_and_trains_only_new_models(monkeypatch, tmp_path):
     calls: list[tuple[int, int]] = []  # (model, rows) per call, in order
-    real = artifacts_module.predict_logits
+    real = prepare_stage.infer
 
-    def counting(model, x, *args, **kwargs):
-        calls.append((id(model), len(x)))
-        return real(model, x, *args, **kwargs)
+    def counting(model, data):
+        calls.append((id(model), len(data.x_train)))
+        calls.append((id(model), len(data.x_test)))
+        return real(model, data)
 
-    monkeypatch.setattr(artifacts_module, "predict_logits", counting)
+    monkeypatch.setattr(prepare_stage, "infer", counting)
     base = load(SCENARIO)  # a 2-epoch recipe: the counts, not the models, matter here
     scenario = base.model_copy(update={"train": base.train.model_copy(update={"epochs": 2})})
     cache = Cache(tmp_path)
@@ -97,7 +101,8 @@ def test_prepare_passes_once_per_model_and_trains_only_new_models(monkeypatch, t
 
 
 def test_retrain_never_reproduces_a_gold_model(art):
-    report, outputs = run(plan("retrain", SCENARIO, seeds=2), "cpu")
+    evaluation = run(plan("retrain", SCENARIO, seeds=2), "cpu")
+    report, outputs = evaluation.report, evaluation.outputs
     assert report.seeds_ok == 2
     for out in outputs.values():
         for g in (*art.gold, *art.gold_holdout):
@@ -111,7 +116,7 @@ def test_retrain_never_reproduces_a_gold_model(art):
 
 
 def test_one_seed_reports_everything_but_forget_quality(art):
-    report, _ = run(plan("finetune", SCENARIO, seeds=1), "cpu")
+    report = run(plan("finetune", SCENARIO, seeds=1), "cpu").report
     m = report.metrics
     assert "forget_quality" not in m and "score" not in m
     assert any("no forget_quality" in note and "--seeds 2" in note for note in report.notes)
@@ -120,35 +125,42 @@ def test_one_seed_reports_everything_but_forget_quality(art):
 
 
 def test_a_method_that_ignores_its_seed_is_a_point_mass_with_f_zero(art):
-    report, outputs = run(plan("noop", SCENARIO, seeds=3), "cpu")
+    evaluation = run(plan("noop", SCENARIO, seeds=3), "cpu")
+    report, outputs = evaluation.report, evaluation.outputs
     assert torch.equal(outputs[0].train, outputs[2].train)  # the same model three times
     m = report.metrics
     assert m["forget_quality"] == 0.0 and m["score"] == 0.0
     assert m["forget_quality_ceiling"] > 0
     assert any("coarse" in note for note in report.notes)  # N = 3 is small
-    ok = [outputs[s] for s in sorted(outputs)]
-    fq = evaluation.submission_metrics(ok, [s.metrics for s in report.seeds], art).forget_quality
+    confs = scoring.forget_confidences((outputs[s] for s in sorted(outputs)), art.data, art.split)
+    per_seed = [s.metrics for s in report.seeds]
+    fq = scoring.submission_metrics(confs, per_seed, art.reference).forget_quality
     assert np.all(fq.epsilons == 50.0)
     # the original model is still a member of its forget set: LiRA sees it
     assert m["lira_auc"] > 0.6
 
 
-def test_ceiling_is_gold_against_independent_gold_at_the_same_n(art):
-    ceiling = evaluation.forget_quality_ceiling(art, 8)
-    holdout = evaluation._confs((g.outputs for g in art.gold_holdout[:8]), art)
-    gold = evaluation._confs((g.outputs for g in art.gold[:8]), art)
-    assert ceiling == evaluation.forget_quality(holdout, gold).value
+def test_ceiling_is_gold_against_independent_gold_at_the_same_n(art, shared_cache):
+    ceiling = art.reference.ceilings[8]
+    holdout = scoring.forget_confidences((g.outputs for g in art.gold_holdout[:8]), *_sets(art))
+    gold = scoring.forget_confidences((g.outputs for g in art.gold[:8]), *_sets(art))
+    assert ceiling == forget_quality(holdout, gold).value
     assert 0.1 < ceiling < 0.5  # the small-N bias: far below 1 even for gold itself
-    assert evaluation.forget_quality_ceiling(art, 8) == ceiling  # cached
+    again = prepare(load(SCENARIO), "cpu", cache=Cache(shared_cache))
+    assert again.reference.ceilings[8] == ceiling  # cached
+
+
+def _sets(art):
+    return art.data, art.split
 
 
 def test_cli_logs_figures_and_ranks_by_score(home, tmp_path):
     from typer.testing import CliRunner
 
-    from mu_bench.cli import app
+    from mu_bench.cli.main import app
 
     uri = store.default_uri()
-    noop, _ = run(plan("noop", SCENARIO, seeds=3), "cpu")
+    noop = run(plan("noop", SCENARIO, seeds=3), "cpu").report
     store.record(noop, uri)
     doc = cli_json("submit", "finetune", "-n", "3", "--param", "epochs=2")  # draws figures
     for key in ("forget_quality", "forget_quality_ceiling", "score", "mia_efficacy", "lira_auc"):

@@ -2,12 +2,12 @@
 and the calibration anchors (retrain near gold, noop far from it on class forgetting)."""
 
 import json
-from dataclasses import replace
 
 import pytest
 
 from mu_bench.leaderboard import ranking, store
-from mu_bench.submit import plan, run
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
 
 from .conftest import cli, cli_json
 
@@ -21,8 +21,8 @@ def boards(tmp_path_factory):
     reports = {}
     for scenario in ("digits-random10", "digits-class3"):
         for method in METHODS:
-            report, _ = run(plan(method, scenario, seeds=2), "cpu")
-            reports[scenario, method] = replace(report, run_id=store.record(report, uri))
+            report = run(plan(method, scenario, seeds=2), "cpu").report
+            reports[scenario, method] = store.record(report, uri)
     return uri, reports
 
 
@@ -99,6 +99,9 @@ def test_cli_submit_json_document_and_leaderboard(home):
     assert [s["seed"] for s in doc["seeds"]] == [0, 1]
     assert {"seed", "status", "unlearn_seconds", "error"} <= set(doc["seeds"][0])
     assert (home / "mlflow.db").exists()
+    c = store.client(store.default_uri())
+    with open(c.download_artifacts(doc["run_id"], "report.json")) as fh:
+        assert json.load(fh) == doc  # the stored report is the document --json printed
     board = cli_json("leaderboard")
     assert board["digits-random10"][0]["run_id"] == doc["run_id"]
     text = cli("leaderboard", "digits-random10", "--csv")
@@ -121,4 +124,6 @@ def test_store_records_params_tags_and_nested_seed_runs(boards):
     children = c.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{r.run_id}'")
     assert sorted(ch.data.tags["mu_bench.seed"] for ch in children) == ["0", "1"]
     with open(c.download_artifacts(r.run_id, "report.json")) as fh:
-        assert json.load(fh)["method"] == "finetune"
+        stored = json.load(fh)
+    assert stored["method"] == "finetune" and stored["run_id"] == r.run_id
+    assert stored == json.loads(json.dumps(r.to_json(), default=str))

@@ -4,6 +4,7 @@ failed stage is never cached and becomes the seed's status, the `ensemble` archi
 aggregates as documented, and method-reported numbers reach the report and leaderboard."""
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,18 +12,19 @@ import pytest
 import torch
 from torch import nn
 
-from mu_bench import method_training
-from mu_bench.artifacts import prepare
+from mu_bench.api import Budget, ModelSpec, UnlearnTask, build_model
 from mu_bench.cache import Cache
-from mu_bench.cli import prepare as cli_prepare
+from mu_bench.cli.prepare import prepare as cli_prepare
 from mu_bench.errors import UsageError
+from mu_bench.isolation.executor import SerialExecutor
 from mu_bench.leaderboard import ranking, render, store
 from mu_bench.method import has_training_stage
-from mu_bench.models import ModelSpec, build_model
 from mu_bench.paths import cache_root
 from mu_bench.registry import MethodEntry
-from mu_bench.submit import plan, run
-from mu_bench.task import Budget, UnlearnTask
+from mu_bench.submission import training_stage
+from mu_bench.submission.pipeline import run
+from mu_bench.submission.plan import plan
+from mu_bench.submission.prepare import prepare
 
 from .conftest import PLUGINS, cli
 
@@ -34,7 +36,7 @@ def test_only_methods_that_implement_train_have_a_stage():
 
 
 def test_vote_counts_break_ties_to_the_lowest_class_and_weights_drop_members():
-    from mu_bench.networks import Ensemble
+    from mu_bench.models.networks import Ensemble
 
     class Fixed(nn.Module):  # always predicts `label`
         def __init__(self, label):
@@ -55,7 +57,7 @@ def test_vote_counts_break_ties_to_the_lowest_class_and_weights_drop_members():
 
 
 def test_softmax_mean_logits_are_the_log_of_the_mean_probability():
-    from mu_bench.ensemble import ensemble_spec
+    from mu_bench.models.spec import ensemble_spec
 
     spec = ensemble_spec(ModelSpec("mlp", {"hidden": [8]}, (1, 8, 8), 10), 3, "softmax-mean")
     torch.manual_seed(0)
@@ -69,7 +71,7 @@ def test_softmax_mean_logits_are_the_log_of_the_mean_probability():
 
 
 def test_an_ensemble_spec_round_trips_and_rejects_nesting():
-    from mu_bench.ensemble import ensemble_spec
+    from mu_bench.models.spec import ensemble_spec
 
     member = ModelSpec("mlp", {"hidden": [8]}, (1, 8, 8), 10)
     spec = ensemble_spec(member, 2)
@@ -113,32 +115,34 @@ def test_report_metric_checks_names_and_values():
         task.report_metric("x", float("nan"))
 
 
-def test_stage_is_cached_per_seed_and_shared_by_scenarios_with_one_training_set(tmp_path):
-    events: list[str] = []
+def _stage(sub, art, folder, cache=None):
+    return training_stage.run_training_stage(
+        sub, art, "cpu", range(1), SerialExecutor(), folder, cache=cache
+    )[0]
+
+
+def test_stage_is_cached_per_seed_and_shared_by_scenarios_with_one_training_set(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mu_bench")
     cache = Cache(cache_root())
     sub = plan("sisa", "digits-class3", seeds=1, params={"epochs": "3"})
     art = prepare(sub.scenario, "cpu")
-    first = method_training.train_seeds(
-        sub, art, "cpu", [0], tmp_path / "a", on_event=events.append, cache=cache
-    )[0]
+    first = _stage(sub, art, tmp_path / "a", cache)
     other = plan("sisa", "digits-random10", seeds=1, params={"epochs": "3", "aggregation": "vote"})
-    again = method_training.train_seeds(
-        other, prepare(other.scenario, "cpu"), "cpu", [0], tmp_path / "b", cache=cache
-    )[0]
-    assert isinstance(first, method_training.TrainedMethod)
+    again = _stage(other, prepare(other.scenario, "cpu"), tmp_path / "b", cache)
+    assert isinstance(first, training_stage.TrainedMethod)
     assert again.cache_hit and again.weights == first.weights
     assert (first.state / "shards.pt").exists()
     # aggregation is not a training field: another aggregation reuses the stage
     mean = plan(
         "sisa", "digits-class3", seeds=1, params={"epochs": "3", "aggregation": "softmax-mean"}
     )
-    reused = method_training.train_seeds(mean, art, "cpu", [0], tmp_path / "c", cache=cache)[0]
+    reused = _stage(mean, art, tmp_path / "c", cache)
     assert reused.cache_hit and reused.weights == first.weights
     assert not torch.equal(reused.outputs.test, first.outputs.test)
-    assert any("trained" in e for e in events)
-    m = method_training.trained_metrics(first, art)
+    assert any("trained" in r.getMessage() for r in caplog.records)
+    m = training_stage.trained_metrics(first, art)
     assert m["train_seconds"] > 0 and 0.5 < m["trained_test_acc"] <= 1
-    kept = art.test_split[0]  # digit 3's test images are scored apart
+    kept = art.split.test_kept  # digit 3's test images are scored apart
     original = art.original.outputs.test[kept].argmax(1) == art.data.y_test[kept]
     assert m["trained_acc_drop"] == pytest.approx(
         original.double().mean().item() - m["trained_test_acc"]
@@ -165,18 +169,18 @@ def test_a_failed_stage_is_the_seeds_status_and_is_not_cached(
         method=cls(),
         params={},
     )
-    report, _ = run(sub, "cpu")
+    report = run(sub, "cpu").report
     seed = report.seeds[0]
     assert (seed.status, seed.unlearn_seconds) == (status, None)
     assert fragment in seed.error
     art = prepare(sub.scenario, "cpu")
-    key = method_training._key(sub, art, 0, "cpu")
-    assert Cache(cache_root()).lookup("method-train", key) is None
+    key = training_stage.stage_key(sub, art, 0, "cpu")
+    assert Cache(cache_root()).get("method-train", key) is None
 
 
 def test_cli_prepare_runs_the_stage_and_says_when_it_is_cached(tmp_path):
     sub = plan("sisa", "digits-class3", seeds=1, params={"epochs": "2"})
-    method_training.train_seeds(sub, prepare(sub.scenario, "cpu"), "cpu", [0], tmp_path)
+    _stage(sub, prepare(sub.scenario, "cpu"), tmp_path)
     proc = cli(
         "prepare", "digits-class3", "--method", "sisa", "-n", "1", "-p", "epochs=2", "--json"
     )
@@ -190,8 +194,8 @@ def test_cli_prepare_runs_the_stage_and_says_when_it_is_cached(tmp_path):
 
 def test_stage_numbers_reach_the_report_store_and_leaderboard(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    sisa, _ = run(plan("sisa", "digits-class3", seeds=2, params={"epochs": "3"}), "cpu")
-    noop, _ = run(plan("noop", "digits-class3", seeds=1), "cpu")
+    sisa = run(plan("sisa", "digits-class3", seeds=2, params={"epochs": "3"}), "cpu").report
+    noop = run(plan("noop", "digits-class3", seeds=1), "cpu").report
     for r in (sisa, noop):
         store.record(r, uri)
     m = sisa.metrics

@@ -11,8 +11,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
+from mu_bench.api import Method, Reads, UnlearnTask
 
 
 def raises(task):

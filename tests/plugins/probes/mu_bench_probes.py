@@ -1,7 +1,7 @@
 """Test plugins that look, from inside their worker, at what the harness handed them.
 
 `probe-forget-only` and `probe-retain-only` read their declared set, then check that the
-other set exists nowhere they can reach: not in their task.json, not as a file beside
+other set exists nowhere they can reach: not in their request.json, not as a file beside
 their inputs, not through the task (which must raise DataAccessError). Any finding is
 raised, so the seed ends `error` with the finding as its message.
 `probe-initial-model` returns `task.initial_model()` as its result."""
@@ -12,8 +12,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import DataAccessError, UnlearnTask
+from mu_bench.api import DataAccessError, Method, Reads, UnlearnTask
 
 
 class _OneSet(Method):
@@ -22,11 +21,12 @@ class _OneSet(Method):
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         other = {"forget": "retain", "retain": "forget"}[self.reads]
         assert len(getattr(task, self.reads)) > 0
-        spec = json.loads(Path("task.json").read_text())  # the worker runs in its seed dir
+        job = Path("..")  # the worker runs in its job folder's `output/`
+        spec = json.loads((job / "request.json").read_text())
         found = []
-        if spec["inputs"][other] is not None:
-            found.append(f"task.json names a {other} file")
-        if (Path(spec["inputs"]["model"]).parent / f"{other}.pt").exists():
+        if other in spec["inputs"]:
+            found.append(f"request.json names a {other} file")
+        if (job / spec["inputs"]["model"]).parent.joinpath(f"{other}.pt").exists():
             found.append(f"{other}.pt lies beside the inputs")
         try:
             getattr(task, other)

@@ -3,8 +3,7 @@
 
 from torch import nn
 
-from mu_bench.method import Method
-from mu_bench.task import TrainTask, UnlearnTask
+from mu_bench.api import Method, TrainTask, UnlearnTask
 
 
 class FailingTrainer(Method):

@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.method import Method, Reads
-from mu_bench.task import UnlearnTask
+from mu_bench.api import Method, Reads, UnlearnTask
 
 
 class HeadReset(Method):

@@ -1,0 +1,123 @@
+"""`mu-bench prepare`: train (or load) a scenario's original and gold models, and with
+`--method` that method's training stage."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..scenario import DEFAULT_SCENARIO
+from .app import (
+    DataRootOpt,
+    DeviceOpt,
+    JsonOpt,
+    NoPresetOpt,
+    ParamOpt,
+    SeedsOpt,
+    app,
+    emit_json,
+    out,
+    say,
+    show_progress,
+    use_data_root,
+)
+
+
+@app.command()
+def prepare(
+    scenario: Annotated[
+        str, typer.Argument(help="Scenario name or .toml path.")
+    ] = DEFAULT_SCENARIO,
+    device: DeviceOpt = "auto",
+    data_root: DataRootOpt = None,
+    method: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--method", "-m", help="Also run this method's training stage (SISA)."),
+    ] = None,
+    seeds: SeedsOpt = None,
+    param: ParamOpt = None,
+    no_preset: NoPresetOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train (or load from the cache) the original and gold models of a scenario, and with
+    --method that method's training stage."""
+    from ..device import resolve_device
+    from ..scenario import load
+    from ..submission.prepare import prepare as do_prepare
+
+    show_progress()
+    use_data_root(data_root)
+    s = load(scenario)
+    sub = None
+    if method is not None:
+        from ..method import has_training_stage, parse_params
+        from ..submission.plan import plan
+
+        sub = plan(method, s, seeds, None, parse_params(param or []), not no_preset)
+        if not has_training_stage(type(sub.method)):
+            raise UsageError(
+                f"method '{method}' has no training stage (it does not implement train()); "
+                "--method takes a method that does, such as sisa"
+            )
+    elif seeds is not None or param or no_preset:
+        raise UsageError("--seeds, --param and --no-preset go with --method")
+
+    def on_model(m) -> None:
+        how = "cached" if m.cache_hit else f"trained in {m.train_seconds:.2f} s"
+        say(f"{m.role} {m.index}: {how}")
+
+    device = resolve_device(device)
+    art = do_prepare(s, device, on_model=on_model)
+    reference = art.reference.summary()
+    doc = {
+        "scenario": s.name,
+        "scenario_hash": s.content_hash,
+        "train_size": len(art.data.y_train),
+        "test_size": len(art.data.y_test),
+        "forget_size": len(art.split.forget_idx),
+        "gold_models": len(art.gold),
+        "holdout_gold_models": len(art.gold_holdout),
+        "lira_in_models": len(art.in_models),
+        "retrain_seconds": art.retrain_seconds,
+        "cache_hits": sum(m.cache_hit for m in art.models),
+        "original": reference["original"],
+        "gold": reference["gold"],
+    }
+    if sub is not None:
+        doc["method_training"] = _prepare_training(sub, art, device)
+    if as_json:
+        emit_json(doc)
+    else:
+        out.print(doc)
+
+
+def _prepare_training(sub, art, device: str) -> list[dict]:
+    """Run (or load) each seed's training stage; one summary per seed."""
+    from ..isolation.executor import SerialExecutor
+    from ..submission.pipeline import work_folder
+    from ..submission.training_stage import TrainedMethod, run_training_stage, trained_metrics
+
+    work = work_folder(sub)
+    try:
+        stages = run_training_stage(
+            sub, art, device, range(sub.seeds), SerialExecutor(), work / "train"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for seed, stage in stages.items():
+        if isinstance(stage, TrainedMethod):
+            rows.append(
+                {
+                    "seed": seed,
+                    "status": "ok",
+                    "cache_hit": stage.cache_hit,
+                    **trained_metrics(stage, art),
+                }
+            )
+        else:
+            rows.append({"seed": seed, "status": stage.status, "error": stage.error})
+    return rows

@@ -1,0 +1,64 @@
+"""A loaded dataset, the `[data]` section that asks for one, and what a builder is.
+
+Images are float32 tensors in [0, 1] shaped (C, H, W); models normalise inside
+themselves (the SalUn convention), so methods that perturb inputs in pixel space see the
+real pixel range. MNIST-1D is a 1-D signal shaped (1, 40), standardised by its generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+
+class DataConfig(BaseModel):
+    """A scenario's `[data]` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # int64 labels
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    # Content hash of the loaded files when the scenario alone does not fix them (files
+    # not checked against known checksums); part of the cache key when set.
+    fingerprint: str = ""
+    # The protocol's own draw of k random forget indices out of n (SalUn's RandomState),
+    # used by `forget.make_split` instead of mu-bench's seeded draw when set.
+    draw_forget: Callable[[int, int], np.ndarray] | None = None
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class DatasetBuilder:
+    """`build(config, seed)`: the dataset, deterministic under the scenario's root seed
+    and the builder's own options (validated against `options`)."""
+
+    build: Callable[[DataConfig, int], Dataset]
+    options: type[BaseModel] = NoOptions
+    summary: str = ""
+    download: Callable[[Path], None] | None = None  # fetch the files into a data root
+    fixed_test_set: bool = False  # the dataset ships its own test set: no `test_fraction`

@@ -1,0 +1,64 @@
+"""Dataset builders by name: each deterministic under the scenario's seed, all offline.
+
+- `digits`: scikit-learn's bundled 1,797 8x8 images, about 30 ms.
+- `mnist1d`: generated locally by the `mnist1d` package (`mnist1d.py`), about 2 s.
+- `cifar10`, `cifar100`: torchvision's files under the data root, SalUn's 45k/5k split
+  (`cifar.py`); `mu-bench download` fetches them on a machine with internet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import did_you_mean
+from ..validation import describe_errors
+from . import cifar, digits, mnist1d
+from .dataset import DataConfig, Dataset, DatasetBuilder
+
+DATASETS: dict[str, DatasetBuilder] = {
+    "digits": DatasetBuilder(digits.build_digits, summary=digits.SUMMARY),
+    "mnist1d": DatasetBuilder(mnist1d.build_mnist1d, mnist1d.Mnist1dOptions, mnist1d.SUMMARY),
+    **{
+        name: DatasetBuilder(
+            cifar.builder(name),
+            cifar.CifarOptions,
+            cifar.SUMMARIES[name],
+            download=cifar.downloader(name),
+            fixed_test_set=True,
+        )
+        for name in cifar.SUMMARIES
+    },
+}
+
+
+def validate(config: DataConfig) -> str | None:
+    """A message naming the problem with a `[data]` section, or None when it is valid."""
+    name = config.dataset
+    if name not in DATASETS:
+        return (
+            f"'data.dataset': unknown dataset '{name}'.{did_you_mean(name, list(DATASETS))} "
+            f"Valid datasets: {', '.join(sorted(DATASETS))}"
+        )
+    try:
+        DATASETS[name].options.model_validate(config.options)
+    except ValidationError as exc:
+        return "; ".join(
+            f"data.options: {line}" for line in describe_errors(DATASETS[name].options, exc)
+        )
+    if DATASETS[name].fixed_test_set and "test_fraction" in config.model_fields_set:
+        return (
+            f"'data.test_fraction': {name} ships its own test set; remove 'test_fraction' "
+            "(the held-out validation share is 'data.options.validation_fraction')"
+        )
+    return None
+
+
+def options(config: DataConfig) -> Any:
+    """The dataset's typed options (`[data.options]`)."""
+    return DATASETS[config.dataset].options.model_validate(config.options)
+
+
+def build_dataset(config: DataConfig, seed: int) -> Dataset:
+    return DATASETS[config.dataset].build(config, seed)

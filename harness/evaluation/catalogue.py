@@ -1,0 +1,129 @@
+"""Every metric mu-bench reports, once: name, label, direction, precision and level.
+
+Evaluation produces these names, the store logs them, ranking reads them back and the
+tables label them from here; nothing else lists metric names. Levels:
+
+- `model`: computed per model from its one inference pass (averaged over seeds, with a
+  `_std`), and for the gold and original models as references;
+- `gap`: |method mean - gold mean| of a model metric;
+- `submission`: needs all of a submission's models at once (forget quality, LiRA);
+- `cost`: wall-clock seconds and their ratio;
+- `stage`: a method's training stage (SISA): its cost and what it loses.
+
+`direction` says which way is better: `higher`, `lower`, or `gold` (closest to the gold
+models' value is best; the gap metrics measure that distance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["higher", "lower", "gold"]
+Level = Literal["model", "gap", "submission", "cost", "stage"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str  # short column heading
+    direction: Direction
+    level: Level
+    digits: int = 3  # decimals shown
+    doc: str = ""
+
+
+_METRICS = (
+    Metric("forget_acc", "forget acc", "gold", "model", doc="top-1 accuracy on D_f"),
+    Metric("retain_acc", "retain acc", "gold", "model", doc="top-1 accuracy on D_r"),
+    Metric("test_acc", "test acc", "gold", "model", doc="top-1 accuracy on the kept test set"),
+    Metric("test_forget_acc", "test forget acc", "gold", "model", doc="forgotten classes' test"),
+    Metric("mia_efficacy", "MIA-eff", "gold", "model", doc="SalUn SVC_MIA on D_f"),
+    Metric("mia_loss_acc", "MIA loss acc", "gold", "model", doc="starting kit simple_mia"),
+    Metric("indiscernibility", "indiscernibility", "higher", "model", doc="1 - |mia - 0.5| / 0.5"),
+    Metric("forget_acc_gap", "forget gap", "lower", "gap"),
+    Metric("retain_acc_gap", "retain gap", "lower", "gap"),
+    Metric("test_acc_gap", "test gap", "lower", "gap"),
+    Metric("mia_efficacy_gap", "MIA-eff gap", "lower", "gap"),
+    Metric("avg_gap", "avg gap", "lower", "gap", doc="SalUn's Avg. Gap over UA, RA, TA, MIA"),
+    Metric("score", "score", "higher", "submission", doc="F x RA ratio x TA ratio"),
+    Metric("score_norm", "score norm", "higher", "submission", doc="score / ceiling"),
+    Metric("forget_quality", "F / ceiling", "higher", "submission", doc="challenge forget quality"),
+    Metric("forget_quality_ceiling", "ceiling", "higher", "submission", doc="gold vs gold F"),
+    Metric("forget_quality_norm", "F norm", "higher", "submission", doc="F / ceiling"),
+    Metric("forget_quality_models", "N", "higher", "submission", 0, "models per side"),
+    Metric("lira_auc", "LiRA AUC", "lower", "submission", doc="per-example LiRA, 0.5 ideal"),
+    Metric("lira_tpr_at_1pct_fpr", "LiRA TPR@1%", "lower", "submission"),
+    Metric("lira_tpr_at_0.1pct_fpr", "LiRA TPR@0.1%", "lower", "submission"),
+    Metric("unlearn_seconds", "unlearn s", "lower", "cost", 2, "median unlearn() time"),
+    Metric("retrain_seconds", "retrain s", "lower", "cost", 2, "gold retrain time"),
+    Metric("speedup", "speed-up", "higher", "cost", 2, "retrain / unlearn seconds"),
+    Metric("train_seconds", "train s", "lower", "stage", 2, "training stage cost"),
+    Metric("trained_test_acc", "trained test acc", "higher", "stage"),
+    Metric("trained_acc_drop", "acc lost (train)", "lower", "stage"),
+)
+CATALOGUE: dict[str, Metric] = {m.name: m for m in _METRICS}
+
+# The leaderboard's metric columns (every output format has them), in order; the stage
+# metrics join them where some submission has them, as do numbers methods report.
+BOARD = (
+    "score",
+    "score_norm",
+    "forget_quality",
+    "forget_quality_ceiling",
+    "forget_quality_norm",
+    "forget_quality_models",
+    "avg_gap",
+    "forget_acc",
+    "retain_acc",
+    "test_acc",
+    "mia_efficacy",
+    "mia_loss_acc",
+    "indiscernibility",
+    "lira_auc",
+    "lira_tpr_at_1pct_fpr",
+    "lira_tpr_at_0.1pct_fpr",
+    "unlearn_seconds",
+    "speedup",
+)
+# What the terminal and Markdown tables show of them (forget quality with its ceiling).
+SHOWN = (
+    "score",
+    "forget_quality",
+    "forget_quality_norm",
+    "avg_gap",
+    "forget_acc",
+    "retain_acc",
+    "test_acc",
+    "mia_efficacy",
+    "lira_auc",
+    "unlearn_seconds",
+    "speedup",
+)
+# A training stage's columns, where some submission has one: its cost and the test
+# accuracy its trained model loses against the original (SISA: to sharding).
+STAGE_SHOWN = ("train_seconds", "trained_acc_drop")
+# Model metrics whose gap to gold is reported and averaged into avg_gap (SalUn's Avg.
+# Gap: UA = 1 - forget_acc has the same gap as forget_acc).
+GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
+# A board is ranked by the first of these it has (higher is better), then by FALLBACK.
+RANK_BY = ("score_norm", "score")
+FALLBACK = "avg_gap"  # lower is better
+# Numbers a method reports itself (`task.report_metric`) are logged under this prefix.
+METHOD_PREFIX = "method."
+
+
+def of_level(*levels: Level) -> tuple[str, ...]:
+    """Names of the metrics of the given levels, in catalogue order."""
+    return tuple(m.name for m in _METRICS if m.level in levels)
+
+
+def label(name: str) -> str:
+    """Column heading of a metric (a method's own number: its name in words)."""
+    if name in CATALOGUE:
+        return CATALOGUE[name].label
+    return name.removeprefix(METHOD_PREFIX).replace("_", " ")
+
+
+def digits(name: str) -> int:
+    return CATALOGUE[name].digits if name in CATALOGUE else 3

@@ -1,0 +1,150 @@
+"""Stage 4, evaluate: the seeds' outcomes -> the submission's report.
+
+Each ok seed's model is rebuilt from its validated weights (harness code: no plugin
+code runs here) and gets exactly one inference pass; every per-model metric comes from
+those logits, then the means, gaps to gold and costs (`aggregate`) and the metrics that
+need all of a submission's models at once (`submission_metrics`: forget quality, its
+ceiling, the score, LiRA) against the scenario's prepared reference.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from .. import __version__
+from ..evaluation.inference import ModelOutputs, infer, load_weights
+from ..evaluation.scoring import (
+    SubmissionEvaluation,
+    aggregate,
+    forget_confidences,
+    model_metrics,
+    submission_metrics,
+)
+from .prepare import mia_seed
+from .report import Report, SeedReport
+
+if TYPE_CHECKING:
+    from ..isolation.protocol import Outcome
+    from .execute import Execution
+    from .plan import Submission
+    from .prepare import Artifacts
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The report, and what the figures are drawn from: each ok seed's outputs and the
+    submission-level results."""
+
+    report: Report
+    outputs: dict[int, ModelOutputs]
+    across: SubmissionEvaluation
+
+
+def _error(outcome: Outcome) -> str | None:
+    """The seed's error, with the worker's stderr where no traceback explains it."""
+    if outcome.status in ("error", "crashed") and outcome.stderr_tail and not outcome.traceback:
+        return f"{outcome.error}\n--- worker stderr (tail) ---\n{outcome.stderr_tail}"
+    return outcome.error
+
+
+def _truncation_notes(method: str, seeds: list[SeedReport]) -> list[str]:
+    """A note when a method that reports `truncated` (retrain) stopped at the budget, on
+    a seed that finished in time or one that overran it by its last step (a timeout)."""
+    cut = [s for s in seeds if s.metrics.get("method.truncated", 0.0) > 0]
+    if not cut:
+        return []
+    done = min(s.metrics.get("method.epochs_completed", float("nan")) for s in cut)
+    planned = cut[0].metrics.get("method.epochs", float("nan"))
+    which = ("seed " if len(cut) == 1 else "seeds ") + ", ".join(str(s.seed) for s in cut)
+    what = "not the oracle" if method == "retrain" else "not a full run of its recipe"
+    stopped = f"{method} stopped at the budget after {done:g} of {planned:g} epochs"
+    return [f"{stopped} ({which}): {what}"]
+
+
+def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Every seed's metrics with the same keys (NaN where a method reported a number on
+    some seeds only), so that `aggregate` averages each over the seeds that have it."""
+    names = list(dict.fromkeys(k for m in per_seed for k in m))
+    return [{k: m.get(k, float("nan")) for k in names} for m in per_seed]
+
+
+def evaluate(
+    sub: Submission,
+    art: Artifacts,
+    execution: Execution,
+    device: str,
+    timings: dict[str, float] | None = None,
+) -> Evaluation:
+    """Score every ok seed and the submission; `timings` (prepare's, say) join the
+    report's own."""
+    clock = time.perf_counter()
+    seeds, outputs = [], {}
+    for outcome in execution.outcomes:
+        metrics: dict[str, float] = {}
+        if outcome.status == "timeout":  # not scored; what the method said it did stays
+            metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
+        if outcome.status == "ok":
+            model, _ = load_weights(outcome.weights, execution.out_spec, device)
+            outputs[outcome.seed] = infer(model, art.data)
+            metrics = model_metrics(
+                outputs[outcome.seed], art.data, art.split, mia_seed(art.scenario)
+            )
+            metrics.update(execution.stage_metrics.get(outcome.seed, {}))
+            metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
+        seeds.append(
+            SeedReport(
+                outcome.seed,
+                outcome.status,
+                outcome.seconds,
+                outcome.wall_seconds,
+                _error(outcome),
+                outcome.traceback,
+                metrics,
+            )
+        )
+    ok = [s for s in seeds if s.status == "ok"]
+    ref = art.reference
+    metrics = aggregate(
+        _same_keys([s.metrics for s in ok]),
+        [s.unlearn_seconds for s in ok if s.unlearn_seconds is not None],
+        ref.gold_mean_std()[0],
+        art.retrain_seconds,
+    )
+    confs = forget_confidences((outputs[s.seed] for s in ok), art.data, art.split)
+    across = submission_metrics(confs, [s.metrics for s in ok], ref)
+    metrics.update(across.metrics)
+    cls = type(sub.method)
+    in_scope = not (cls.scope == "class" and sub.scenario.forget.rule != "class")
+    notes = [] if in_scope else ["out of scope: a class-unlearning method run on random forgetting"]
+    notes.extend(across.notes)
+    notes.extend(_truncation_notes(sub.entry.name, seeds))
+    all_timings = {
+        **(timings or {}),
+        **execution.timings,
+        "evaluate_seconds": time.perf_counter() - clock,
+    }
+    report = Report(
+        scenario=sub.scenario.name,
+        scenario_hash=sub.scenario.content_hash,
+        method=sub.entry.name,
+        distribution=sub.entry.distribution,
+        version=sub.entry.version,
+        params=sub.params,
+        preset=sub.preset,
+        budget_seconds=execution.budget_seconds,
+        device=device,
+        torch_version=torch.__version__,
+        harness_version=__version__,
+        reads=cls.reads,
+        in_scope=in_scope,
+        seeds=tuple(seeds),
+        metrics=metrics,
+        reference=ref.summary(),
+        notes=tuple(notes),
+        timings=all_timings,
+    )
+    return Evaluation(report, outputs, across)

@@ -1,0 +1,160 @@
+"""Stage 3, execute: the training stage, one job per seed through an executor, and the
+returned weights validated: the seeds' outcomes.
+
+Each seed's job carries an `UnlearnRequest` and the only files its worker gets: the
+starting weights (the original model, or the seed's trained model for a method with a
+training stage, with a private copy of its state folder and the rows' training-set
+positions) and the sets the method declares it reads. Jobs go to the executor together
+and their outcomes come back in any order; a seed whose training stage failed keeps
+that failure as its outcome and runs no job. Every `ok` outcome's weights are rebuilt
+into the method's declared architecture (`Method.output_spec`) and checked (shapes,
+finite values); anything else becomes `invalid` with the reason. A failed seed never
+stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..evaluation.inference import load_weights
+from ..isolation.executor import Executor, SerialExecutor
+from ..isolation.launch import prestart
+from ..isolation.protocol import INPUTS, Job, Limits, Outcome, UnlearnRequest
+from ..method import has_training_stage
+from ..seeding import derive_seed
+from .plan import budget_seconds, method_ref
+from .prepare import init_seed
+from .training_stage import TrainedMethod, run_training_stage, trained_metrics
+
+if TYPE_CHECKING:
+    from ..models.spec import ModelSpec
+    from .plan import Submission
+    from .prepare import Artifacts
+
+log = logging.getLogger("mu_bench")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What ran: the budget it ran under, the architecture the method returns, and one
+    outcome per seed in seed order (weights validated: an `ok` seed's weights load)."""
+
+    budget_seconds: float
+    out_spec: ModelSpec
+    outcomes: tuple[Outcome, ...]
+    stage_metrics: dict[int, dict[str, float]] = field(default_factory=dict)  # per seed
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def write_inputs(sub: Submission, art: Artifacts, folder: Path) -> dict[str, Path]:
+    """The files every seed's worker reads: the original's weights and the declared sets
+    (written once per submission; jobs link them). Returns {input role: path}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"model": art.original.weights}
+    reads = type(sub.method).reads
+    for which, split in (("forget", art.forget), ("retain", art.retain)):
+        if reads in (which, "both"):
+            torch.save({"x": split.x, "y": split.y}, folder / f"{which}.pt")
+            files[which] = folder / f"{which}.pt"
+    return files
+
+
+def _index_file(art: Artifacts, folder: Path) -> Path:
+    """Training-set positions of the forget and retain rows, for methods with a stage."""
+    path = folder / "index.pt"
+    torch.save({"forget": art.split.forget_idx, "retain": art.split.retain_idx}, path)
+    return path
+
+
+def seed_job(
+    sub: Submission,
+    art: Artifacts,
+    seed: int,
+    limits: Limits,
+    device: str,
+    files: dict[str, Path],
+    stage: TrainedMethod | None = None,
+    out_spec: ModelSpec | None = None,
+) -> Job:
+    """The job for one seed: its request and the files it reads."""
+    forget = sub.scenario.forget
+    roles = dict(files)
+    if stage is not None:  # start from this seed's trained model
+        roles.update(model=stage.weights, trained_dir=stage.state)
+    names = {r: f"{INPUTS}/{'state' if r == 'trained_dir' else r + '.pt'}" for r in roles}
+    request = UnlearnRequest(
+        method=method_ref(sub.entry),
+        params=sub.params,
+        seed=seed,
+        rng_seed=derive_seed(sub.scenario.seed, "submission", seed),
+        budget_seconds=limits.budget,
+        device=device,
+        num_classes=art.data.num_classes,
+        model_spec=art.spec.to_dict(),
+        recipe=sub.scenario.train.model_dump(mode="json"),
+        inputs=names,
+        forget_classes=tuple(forget.classes) if forget.rule == "class" else None,
+        initial_seed=init_seed(sub.scenario, "original", 0),  # for task.initial_model()
+        start_spec=out_spec.to_dict() if stage is not None and out_spec is not None else None,
+    )
+    return Job(f"seed-{seed}", request, {names[r]: p for r, p in roles.items()}, limits)
+
+
+def execute(
+    sub: Submission,
+    art: Artifacts,
+    device: str,
+    work: Path,
+    executor: Executor | None = None,
+    *,
+    grace: float = 2.0,
+) -> Execution:
+    """Run every seed of `sub` (and first its training stage) in `work`; a seed is killed
+    `grace` seconds after its budget."""
+    executor = executor or SerialExecutor()
+    prestart(device)
+    budget = budget_seconds(
+        sub.budget, sub.scenario, art.retrain_seconds, type(sub.method).default_budget
+    )
+    out_spec = sub.method.output_spec(art.spec)
+    files = write_inputs(sub, art, work / INPUTS)
+    seeds = range(sub.seeds)
+    timings: dict[str, float] = {}
+    stages: dict[int, TrainedMethod | Outcome] = {}
+    if has_training_stage(type(sub.method)):
+        clock = time.perf_counter()
+        stages = run_training_stage(sub, art, device, seeds, executor, work / "train")
+        files["index"] = _index_file(art, work / INPUTS)
+        timings["train_stage_seconds"] = time.perf_counter() - clock
+    outcomes = {s: o for s, o in stages.items() if isinstance(o, Outcome)}
+    jobs = [
+        seed_job(sub, art, seed, Limits(budget, grace), device, files, stages.get(seed), out_spec)
+        for seed in seeds
+        if seed not in outcomes
+    ]
+    for outcome in executor.run(jobs, work):
+        if outcome.status == "ok":
+            _, problem = load_weights(outcome.weights, out_spec, "cpu")
+            if problem:
+                outcome = outcome.with_status("invalid", problem)
+        outcomes[outcome.seed] = outcome
+        took = f"{outcome.seconds:.2f} s" if outcome.seconds is not None else "-"
+        failure = f": {outcome.error}" if outcome.error and outcome.status != "ok" else ""
+        log.info("seed %d: %s (%s)%s", outcome.seed, outcome.status, took, failure)
+    startups = [o.startup_seconds for o in outcomes.values() if o.startup_seconds is not None]
+    if startups:
+        timings["worker_startup_seconds"] = statistics.median(startups)
+    return Execution(
+        budget,
+        out_spec,
+        tuple(outcomes[s] for s in seeds),
+        {s: trained_metrics(t, art) for s, t in stages.items() if isinstance(t, TrainedMethod)},
+        timings,
+    )

@@ -1,0 +1,117 @@
+"""Stage 1, plan: validate everything a submission needs before any compute.
+
+Scenario, method, hyperparameters (the preset for the scenario's setting, then
+`--param`), seeds and budget: each is checked here and a problem is a `UsageError`
+naming what is valid, before any data is loaded or model trained, so bad input writes
+nothing. The result, a `Submission`, is plain data the later stages take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .. import registry
+from ..errors import UsageError
+from ..isolation.protocol import MethodRef
+from ..method import Method, instantiate
+from ..scenario import Scenario, load
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated request, ready to run."""
+
+    scenario: Scenario
+    entry: registry.MethodEntry
+    method: Method
+    params: dict[str, Any]  # the validated hyperparameters, JSON types
+    preset: str | None  # the preset key applied, if any
+    seeds: int
+    budget: str | float | None  # seconds, "N%" of retrain time, or None for the default
+
+
+def method_ref(entry: registry.MethodEntry) -> MethodRef:
+    """The protocol's name for a registered method."""
+    return MethodRef(entry.name, entry.value, entry.distribution, entry.version)
+
+
+def parse_budget(text: str | None) -> str | float | None:
+    if text is None:
+        return None
+    t = text.strip().lower()
+    try:
+        if t.endswith("%"):
+            value = float(t[:-1])
+            if value <= 0:
+                raise ValueError
+            return f"{value}%"
+        value = float(t.removesuffix("s"))
+        if value <= 0:
+            raise ValueError
+        return value
+    except ValueError:
+        raise UsageError(
+            f"--budget '{text}' is not valid: give seconds (e.g. 30) or a percentage of the "
+            "retrain time (e.g. 20%)"
+        ) from None
+
+
+def budget_seconds(
+    budget: str | float | None,
+    scenario: Scenario,
+    retrain_seconds: float,
+    method_default: str | None = None,
+) -> float:
+    """The budget in seconds: the user's (seconds or a share of the retrain time) when
+    given; else the method's `default_budget`, but never less than the scenario's
+    budget; else the scenario's."""
+    if budget is None:
+        seconds = scenario.budget.seconds
+        default = parse_budget(method_default)
+        if default is not None:
+            seconds = max(seconds, budget_seconds(default, scenario, retrain_seconds))
+        return seconds
+    if isinstance(budget, str):
+        return float(budget[:-1]) / 100.0 * retrain_seconds
+    return float(budget)
+
+
+def plan(
+    method_name: str,
+    scenario_ref: str | Scenario,
+    seeds: int | None = None,
+    budget: str | None = None,
+    params: dict[str, str] | None = None,
+    use_preset: bool = True,
+) -> Submission:
+    """Validate everything a submission needs; raises UsageError naming what is valid.
+    `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`."""
+    scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
+    entry = registry.get(method_name)
+    cls = entry.load()
+    preset, merged = None, {}
+    if use_preset and isinstance(cls, type) and issubclass(cls, Method):
+        preset, merged = cls.preset_for(scenario.data.dataset, scenario.forget.rule)
+    default_budget = getattr(cls, "default_budget", None)
+    if default_budget is not None:
+        try:
+            parse_budget(default_budget)
+        except UsageError:
+            raise UsageError(
+                f"method '{method_name}' declares default_budget = {default_budget!r}: give "
+                "seconds (e.g. '30') or a percentage of the retrain time (e.g. '150%')"
+            ) from None
+    merged.update(params or {})
+    method = instantiate(cls, method_name, merged)
+    if seeds is not None and seeds < 1:
+        raise UsageError(f"--seeds {seeds}: give at least 1")
+    return Submission(
+        scenario,
+        entry,
+        method,
+        method.model_dump(mode="json"),
+        preset,
+        seeds or scenario.submit.seeds,
+        parse_budget(budget),
+    )

@@ -1,0 +1,255 @@
+"""Prepare a scenario: its data and forget split, the original model and the gold models,
+trained once and cached, and the reference values every submission is scored against.
+
+The original model trains on the whole training set; each gold model retrains from
+scratch on the retain set only, with the same recipe and its own seed from the `gold`
+stream. When the scenario asks, prepare also trains a second, independent set of gold
+models (`[gold] ceiling`, stream `gold-holdout`: the forget-quality ceiling scores one
+set against the other) and LiRA's IN models (`[lira] in_models`: replicas of the
+original with seeds 1..M of the `original` stream, so scenarios that share data, model
+and recipe share them too). Each model is its own cache entry keyed by a content hash
+of the sections that determine it plus `CACHE_VERSION`, so raising `gold.seeds` trains
+only the new models and a second `prepare` is a cache hit. Each entry stores the
+weights, the logits of one inference pass over the training and test sets, and the
+training time (the gold models' median is the `retrain_seconds` every speed-up is
+measured against). Then the reference (`evaluation.scoring.Reference`): each prepared
+model's metrics and the ceiling at the N of a default submission, each cached beside
+the models (keyed by `METRICS_VERSION`).
+Digits: about 1 s per model on two CPU cores (original + 8 gold + 8 holdout + 8 IN
+models, about 30 s, once); a cache hit takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..cache import Cache
+from ..data.dataset import Dataset
+from ..data.forget import ForgetSplit, make_split
+from ..data.registry import build_dataset
+from ..data.split import Split
+from ..device import resolve_device, synchronize
+from ..evaluation.inference import ModelOutputs, infer
+from ..evaluation.scoring import Reference, ceiling, forget_confidences, model_metrics
+from ..hashing import key_of
+from ..models.registry import build_model, spec_for
+from ..models.spec import ModelSpec
+from ..paths import cache_root
+from ..scenario import Scenario
+from ..seeding import derive_seed
+from ..toolkit.training import fit, warm_up
+
+# Bump when a change to data, split, model or training code changes trained weights.
+CACHE_VERSION = "1"
+# Bump when a metric's definition changes: keys the cached reference metrics.
+METRICS_VERSION = "2"
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    role: str  # "original", "gold", "gold-holdout" or "in" (LiRA's IN models)
+    index: int
+    weights: Path
+    outputs: ModelOutputs
+    train_seconds: float
+    cache_hit: bool
+    key: str  # its cache key (keys its cached metrics)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    scenario: Scenario
+    data: Dataset
+    split: ForgetSplit
+    spec: ModelSpec
+    original: TrainedModel
+    gold: tuple[TrainedModel, ...]
+    # A second, independent set of gold models (`[gold] ceiling`), and LiRA's IN models.
+    gold_holdout: tuple[TrainedModel, ...]
+    in_models: tuple[TrainedModel, ...]
+    reference: Reference
+
+    @property
+    def retrain_seconds(self) -> float:
+        return statistics.median(m.train_seconds for m in self.gold)
+
+    @property
+    def models(self) -> tuple[TrainedModel, ...]:
+        return (self.original, *self.gold, *self.gold_holdout, *self.in_models)
+
+    @cached_property
+    def forget(self) -> Split:
+        return self.train_set.subset(self.split.forget_idx)
+
+    @cached_property
+    def retain(self) -> Split:
+        return self.train_set.subset(self.split.retain_idx)
+
+    @cached_property
+    def train_set(self) -> Split:
+        return Split(self.data.x_train, self.data.y_train, self.scenario.train.augment)
+
+
+def init_seed(scenario: Scenario, role: str, index: int) -> int:
+    """The seed a model of `role` ("original" or "gold") number `index` is initialised and
+    shuffled with: `torch.manual_seed(seed)` before `build_model` gives its initial weights."""
+    return derive_seed(scenario.seed, role, index)
+
+
+def mia_seed(scenario: Scenario) -> int:
+    """The loss attack's subsampling seed: one per scenario, the same for every model."""
+    return derive_seed(scenario.seed, "mia-subsample")
+
+
+def _key(
+    scenario: Scenario, role: str, index: int, data_fingerprint: str = "", device: str = "cpu"
+) -> str:
+    sections = (
+        ("data", "model", "train") if role == "original" else ("data", "forget", "model", "train")
+    )
+    payload = {"s": scenario.section_hash(*sections), "role": role, "i": index, "v": CACHE_VERSION}
+    # Files the scenario does not pin (no known checksums) key by their contents; a model
+    # trained on a GPU (mixed precision, GPU timings) is not the CPU one. Both are added
+    # only when set, so existing CPU keys stay valid.
+    if data_fingerprint:
+        payload["data"] = data_fingerprint
+    if torch.device(device).type != "cpu":
+        payload["device"] = torch.device(device).type
+    return key_of(payload)
+
+
+def _trainer(scenario: Scenario, spec, data: Dataset, train_set: Split, seed: int, device: str):
+    def build(tmp: Path) -> dict:
+        torch.manual_seed(seed)
+        model = build_model(spec).to(device)
+        generator = torch.Generator().manual_seed(seed)
+        on_device = train_set.to(device)
+        warm_up()
+        synchronize(device)
+        start = time.perf_counter()
+        fit(model, on_device, scenario.train, generator=generator)
+        synchronize(device)
+        seconds = time.perf_counter() - start
+        torch.save(model.state_dict(), tmp / "weights.pt")
+        outputs = infer(model, data)
+        torch.save({"train": outputs.train, "test": outputs.test}, tmp / "outputs.pt")
+        return {
+            "train_seconds": seconds,
+            "seed": seed,
+            "device": device,
+            "torch": torch.__version__,
+        }
+
+    return build
+
+
+def _load(entry, role: str, index: int, key: str) -> TrainedModel:
+    outputs = torch.load(entry.file("outputs.pt"), weights_only=True)
+    return TrainedModel(
+        role,
+        index,
+        entry.file("weights.pt"),
+        ModelOutputs(outputs["train"], outputs["test"]),
+        float(entry.meta["train_seconds"]),
+        cache_hit=not entry.built,
+        key=key,
+    )
+
+
+def _cached(cache: Cache, payload: dict[str, Any], compute: Callable[[], dict]) -> dict:
+    """`compute()`, cached under a hash of `payload` and the metrics' version."""
+    key = key_of({**payload, "metrics_version": METRICS_VERSION})
+    return cache.get_or_build("metrics", key, lambda tmp: compute()).meta
+
+
+def _reference(
+    scenario: Scenario,
+    data: Dataset,
+    split: ForgetSplit,
+    cache: Cache,
+    original: TrainedModel,
+    gold: tuple[TrainedModel, ...],
+    holdout: tuple[TrainedModel, ...],
+    ins: tuple[TrainedModel, ...],
+) -> Reference:
+    split_hash = scenario.section_hash("data", "forget")
+    seed = mia_seed(scenario)
+
+    def metrics(m: TrainedModel) -> dict[str, float]:
+        payload = {"model": m.key, "split": split_hash}
+        return _cached(cache, payload, lambda: model_metrics(m.outputs, data, split, seed))
+
+    gold_confs = forget_confidences((m.outputs for m in gold), data, split)
+    holdout_confs = forget_confidences((m.outputs for m in holdout), data, split)
+    by_n = {}
+    pairs = min(len(gold), len(holdout))
+    for n in sorted({pairs, min(pairs, scenario.submit.seeds)} - {0, 1}):
+        payload = {
+            "ceiling": [m.key for m in gold[:n]],
+            "holdout": [m.key for m in holdout[:n]],
+        }
+        value = _cached(
+            cache, payload, lambda n=n: {"value": ceiling(gold_confs, holdout_confs, n)}
+        )
+        by_n[n] = value["value"]
+    return Reference(
+        original=metrics(original),
+        gold=tuple(metrics(m) for m in gold),
+        gold_confs=gold_confs,
+        holdout_confs=holdout_confs,
+        in_confs=forget_confidences((m.outputs for m in ins), data, split),
+        ceilings=by_n,
+        fix_variance=scenario.lira.fix_variance,
+    )
+
+
+def prepare(
+    scenario: Scenario,
+    device: str = "auto",
+    *,
+    gold_seeds: int | None = None,
+    ceiling: bool | None = None,
+    in_models: int | None = None,
+    on_model: Callable[[TrainedModel], None] | None = None,
+    cache: Cache | None = None,
+) -> Artifacts:
+    """Build (or load from the cache) everything a submission is scored against.
+
+    `gold_seeds`, `ceiling` and `in_models` override the scenario's counts; `on_model`
+    hears of each model as it is trained or loaded."""
+    device = resolve_device(device)
+    cache = cache or Cache(cache_root())
+    data = build_dataset(scenario.data, scenario.seed)
+    split = make_split(scenario.forget, scenario.seed, data)
+    spec = spec_for(scenario.model, data.input_shape, data.num_classes)
+    full = Split(data.x_train, data.y_train, scenario.train.augment)
+    retain = full.subset(split.retain_idx)
+
+    def one(role: str, index: int, train_set: Split, label: str | None = None) -> TrainedModel:
+        seed = init_seed(scenario, role, index)
+        key = _key(scenario, role, index, data.fingerprint, device)
+        entry = cache.get_or_build(
+            "models", key, _trainer(scenario, spec, data, train_set, seed, device)
+        )
+        model = _load(entry, label or role, index, key)
+        if on_model:
+            on_model(model)
+        return model
+
+    original = one("original", 0, full)
+    n_gold = scenario.gold.seeds if gold_seeds is None else gold_seeds
+    gold = tuple(one("gold", k, retain) for k in range(n_gold))
+    with_ceiling = scenario.gold.ceiling if ceiling is None else ceiling
+    holdout = tuple(one("gold-holdout", k, retain) for k in range(n_gold if with_ceiling else 0))
+    n_in = scenario.lira.in_models if in_models is None else in_models
+    ins = tuple(one("original", k, full, label="in") for k in range(1, n_in + 1))
+    reference = _reference(scenario, data, split, cache, original, gold, holdout, ins)
+    return Artifacts(scenario, data, split, spec, original, gold, holdout, ins, reference)

@@ -1,0 +1,71 @@
+"""The result of one submission: per-seed outcomes and metrics, aggregates, references.
+
+Plain data, JSON-able: the store logs `to_json()` as `report.json`, and `--json` prints
+the same document.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    """One seed as the leaderboard records it: its status, cost and metrics."""
+
+    seed: int
+    status: str
+    unlearn_seconds: float | None = None
+    wall_seconds: float | None = None
+    error: str | None = None
+    traceback: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: str
+    scenario_hash: str
+    method: str
+    distribution: str
+    version: str
+    params: dict[str, Any]
+    preset: str | None
+    budget_seconds: float
+    device: str
+    torch_version: str
+    harness_version: str
+    reads: str
+    in_scope: bool
+    seeds: tuple[SeedReport, ...]
+    metrics: dict[str, float]
+    reference: dict[str, dict[str, float]]
+    notes: tuple[str, ...] = ()
+    # Harness overhead, seconds: prepare, training stage, worker start-up (median),
+    # evaluation, figures.
+    timings: dict[str, float] = field(default_factory=dict)
+    run_id: str | None = None
+
+    @property
+    def status(self) -> str:
+        """ok (every seed ok), partial (some), or the seeds' common failure (else failed)."""
+        counts = Counter(s.status for s in self.seeds)
+        if counts.get("ok", 0) == len(self.seeds):
+            return "ok"
+        if counts.get("ok", 0):
+            return "partial"
+        return next(iter(counts)) if len(counts) == 1 else "failed"
+
+    @property
+    def seeds_ok(self) -> int:
+        return sum(s.status == "ok" for s in self.seeds)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["status"] = self.status
+        doc["seeds"] = [
+            {k: v for k, v in asdict(s).items() if k != "traceback"} for s in self.seeds
+        ]
+        return doc
