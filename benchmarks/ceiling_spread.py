@@ -98,6 +98,9 @@ def analyse(confs: np.ndarray, n: int, pairs: int) -> None:
     singles = pooled_ceiling(confs, n, pairs=pairs, seed=1)
     today = forget_quality(confs[half : half + n], confs[:n]).value
     z = (today - singles.mean) / singles.std if singles.std > 0 else float("nan")
+    if singles.mean == 0:  # N = 2: F has no bins
+        print(f"  N = {n:2d}  F is 0 for every draw (no bins at this N)")
+        return
     print(
         f"  N = {n:2d}  single draw: mean {singles.mean:.3f}  sd {singles.std:.3f} "
         f"({singles.std / singles.mean:.0%} of the mean)  range {singles.values.min():.3f}-"
