@@ -7,7 +7,8 @@ both exist) and `MU_BENCH_SANDBOX=none`. Prints the median wall time of each, th
 ratio (the target: at most 1.10), the median per-seed start-up the runner measured and
 the sandbox each run reports.
 
-    .venv/bin/python benchmarks/sandbox_submit.py [--method finetune] [--scenario digits-random10] [--repeats 5]
+    .venv/bin/python benchmarks/sandbox_submit.py [--method finetune] \
+        [--scenario digits-random10] [--repeats 5]
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Scenarios: small declarative TOML files validated into frozen pydantic models.
 
-A scenario fixes the dataset, architecture, training recipe, forget-set rule, number
-of gold models (and whether a second, independent set is trained for the forget-quality
-ceiling), the LiRA IN models, default budget, a worker's resource limits and root seed. Built-ins live in `scenarios/*.toml`
-inside the package; any path to a `.toml` file works too. Loading takes milliseconds
-and imports neither torch nor the datasets. Each section's schema belongs to its concern
-(`data`, `forget`: `mu_bench.data`; `model`: `mu_bench.models`; `train`:
-`mu_bench.toolkit.recipe`); this module composes them and adds the rest.
+A scenario fixes the dataset, architecture, training recipe, forget-set rule, number of
+gold models (and whether a second, independent set is trained for the forget-quality
+ceiling), the LiRA IN models, default budget, a worker's resource limits and root seed.
+Built-ins live in `scenarios/*.toml` inside the package; any path to a `.toml` file
+works too. Loading takes milliseconds and imports neither torch nor the datasets. Each
+section's schema belongs to its concern (`data`, `forget`: `mu_bench.data`; `model`:
+`mu_bench.models`; `train`: `mu_bench.toolkit.recipe`); this module composes them and
+adds the rest.
 """
 
 from __future__ import annotations

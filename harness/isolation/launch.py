@@ -8,7 +8,8 @@
   cuts a worker's start from about 2.5 s (importing torch, then torch._dynamo on the
   first optimizer) to a fraction of a second; `benchmarks/worker_start.py` measures
   both. `prestart` starts the server as early as the harness can, so its imports
-  overlap the harness's own.
+  overlap the harness's own. A server serves one worker at a time; `ServerPool` keeps
+  as many as an executor runs workers at once (`prestart(device, jobs)`).
 - `spawn` (CUDA runs, non-Linux, or `MU_BENCH_WORKER_START=spawn`): a fresh interpreter,
   `python -m mu_bench.isolation.confined JOB_FOLDER`, which confines itself before it
   imports torch. CUDA cannot be used in a child forked from a process that touched it,
@@ -20,8 +21,9 @@ system and Python files read-only and the job folders read-write; it dies with t
 harness), and so does each spawned worker (with its own job's view). Every worker then
 confines itself (Landlock, seccomp, limits) before any plugin code. A server's view is
 fixed when it starts: a job whose folder or import path it does not cover gets a new
-server (`fork_server`). In the server's PID namespace pids differ from the harness's;
-`ForkServer` translates them, so the runner signals and sweeps host pids as before.
+server (`ServerPool.acquire` widens the pool's view and retires servers that lack it).
+In the server's PID namespace pids differ from the harness's; `ForkServer` translates
+them, so the runner signals and sweeps host pids as before.
 
 Both paths carry a per-job token in their environment so `sweep` can find every
 descendant that outlives the worker; forked workers also carry the server's token, since
@@ -252,7 +254,6 @@ class ForkServer:
         self.pids = frozenset({self.proc.pid})
         self.host_pid = self.proc.pid  # the python server's pid as the harness sees it
         self._ready = False
-        self.lock = threading.Lock()  # one worker at a time per server
 
     @property
     def alive(self) -> bool:
@@ -342,47 +343,153 @@ def _child_host_pid(server: int, ns_pid: int) -> int | None:
     return None
 
 
-_server: ForkServer | None = None
-_server_lock = threading.Lock()
+class ServerPool:
+    """The process's warm fork servers: one per worker running at once, up to `size`.
+
+    A worker takes an idle server. When none is idle and fewer than `size` exist, one
+    more starts in the background and the worker takes whichever server is free first,
+    so a short job never waits for a new server's torch import, and a pool of N long
+    jobs soon has N servers. `size` is 1 unless an executor reserves more."""
+
+    MAX_FAILED_STARTS = 3
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._idle: list[ForkServer] = []
+        self._busy = 0
+        self._starting = 0
+        self._failed_starts = 0
+        self.size = 1
+        self.view = ServerView(False)  # what servers started from now on see
+
+    def reserve(self, n: int) -> None:
+        """Allow `n` servers (one per job an executor runs at once)."""
+        with self._cond:
+            self.size = max(self.size, n)
+
+    def warm(self) -> None:
+        """Start a server now, unless one exists or is starting."""
+        with self._cond:
+            if not (self._idle or self._busy or self._starting):
+                self._spawn()
+
+    def ready(self, n: int, timeout: float | None = None) -> bool:
+        """Start servers until `n` exist and wait until `n` are idle (benchmarks and tests
+        that measure a steady state); False if that took longer than `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self.size = max(self.size, n)
+            while True:
+                self._idle = [s for s in self._idle if s.alive]
+                if len(self._idle) >= n:
+                    return True
+                for _ in range(n - len(self._idle) - self._busy - self._starting):
+                    self._spawn()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+
+    def _spawn(self) -> None:  # under the condition's lock
+        self._starting += 1
+        threading.Thread(target=self._start_one, name="mu-bench-forkserver", daemon=True).start()
+
+    def _start_one(self) -> None:
+        server, ok = None, False
+        with contextlib.suppress(OSError, ValueError, ServerDied):
+            server = ForkServer(self.view)
+            server.await_ready()
+            ok = True
+        if server is not None and not ok:
+            server.close()
+        with self._cond:
+            self._starting -= 1
+            if ok:
+                self._idle.append(server)
+                self._failed_starts = 0
+            else:
+                self._failed_starts += 1
+            self._cond.notify_all()
+
+    def widen(self, view: ServerView) -> None:
+        """Make servers started from now on see `view` too, and close idle ones that do
+        not (busy ones are closed when released)."""
+        with self._cond:
+            self._widen(view)
+
+    def _widen(self, view: ServerView) -> None:  # under the condition's lock
+        if self.view.covers(view):
+            return
+        self.view = self.view.union(view) if self.view.bwrap == view.bwrap else view
+        for server in [s for s in self._idle if not s.view.covers(self.view)]:
+            self._idle.remove(server)
+            server.close()
+
+    def acquire(self, view: ServerView | None = None) -> ForkServer:
+        """An idle, live server whose view covers `view`, now the caller's until
+        `release`."""
+        with self._cond:
+            self._widen(view or ServerView(False))
+            while True:
+                self._idle = [s for s in self._idle if s.alive]
+                if self._idle:
+                    self._busy += 1
+                    return self._idle.pop()
+                if self._failed_starts >= self.MAX_FAILED_STARTS and not self._starting:
+                    self._failed_starts = 0
+                    raise ServerDied("the mu-bench fork server died")
+                if self._busy + self._starting < self.size:
+                    self._spawn()
+                self._cond.wait()
+
+    def release(self, server: ForkServer) -> None:
+        with self._cond:
+            self._busy -= 1
+            if server.alive and server.view.covers(self.view):
+                self._idle.append(server)
+            else:
+                server.close()
+            self._cond.notify_all()
 
 
-def fork_server(view: ServerView | None = None) -> ForkServer:
-    """The process's fork server, started (or restarted) on demand: a new one when the
-    old one died or its view does not cover `view` (the union of both, then)."""
-    global _server
-    view = view or ServerView(False)
-    with _server_lock:
-        if _server is not None and _server.alive and _server.view.covers(view):
-            return _server
-        if _server is not None:
-            if _server.alive and _server.view.bwrap == view.bwrap:
-                view = _server.view.union(view)
-            _server.close()
-        _server = ForkServer(view)
-        return _server
+_pool = ServerPool()
+
+
+def server_pool() -> ServerPool:
+    return _pool
 
 
 class ForkedWorker:
-    """A child of the warm fork server; it makes itself a session leader first thing."""
+    """A child of a warm fork server; it makes itself a session leader first thing.
+
+    Its server goes back to the pool only after `sweep` (or when the server fails): the
+    sweep kills whatever carries the server's token, so the server must not have forked
+    the next job yet."""
 
     def __init__(self, folder: Path, env: dict[str, str], sandbox: dict | None = None):
         from .policy import job_root
 
-        self.server = fork_server(server_view(sandbox, (job_root(folder),)))
-        self.server.lock.acquire()
+        self.server = _pool.acquire(server_view(sandbox, (job_root(folder),)))
         self.server_token, self.server_pids = self.server.token, self.server.pids
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self._code: int | None = None
         self.server_died = False
+        self._released = False
         try:
             self.server.await_ready()  # a new server's imports are not the worker's start
             self.spawned_at = time.monotonic()
             self.pid = self.server.fork(folder, env, sandbox)
             self.server_pids = self.server.pids
         except BaseException:
-            self.server.lock.release()
+            self.release()
             raise
+
+    def release(self) -> None:
+        """Hand the server back to the pool (once)."""
+        if not self._released:
+            self._released = True
+            _pool.release(self.server)
 
     def poll(self) -> int | None:
         return self.wait(0)
@@ -406,17 +513,18 @@ class ForkedWorker:
                 self._code = int(event["code"])
                 self.ended_at = now
                 self.server_died = bool(event.get("server_died"))
-                self.server.lock.release()
         return self._code
 
 
-def prestart(device: str) -> None:
-    """Start the fork server now, so its imports overlap the harness's own work."""
+def prestart(device: str, jobs: int = 1) -> None:
+    """Start a fork server now, so its imports overlap the harness's own work, and allow
+    `jobs` servers (more start when that many workers run at once)."""
     if start_mode(device) == "fork":
         from .policy import mechanism
 
-        sandbox = {"mechanism": mechanism()}
-        fork_server(server_view(sandbox, (_work_root(),)))
+        _pool.reserve(jobs)
+        _pool.widen(server_view({"mechanism": mechanism()}, (_work_root(),)))
+        _pool.warm()
 
 
 def _work_root() -> Path:
@@ -455,4 +563,6 @@ def sweep(worker: SpawnedWorker | ForkedWorker, token: str) -> int:
             with contextlib.suppress(psutil.Error, OSError):
                 proc.kill()
                 killed += 1
+    if isinstance(worker, ForkedWorker):
+        worker.release()  # only now may its server fork the next job
     return killed

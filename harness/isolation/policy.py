@@ -10,8 +10,9 @@ is, holds or lies in a forbidden folder; read only the job's `request.json` and
 stage, its private copy of the stage's folder (`inputs/state/`); the job's resource caps
 (`protocol.Limits`). Forbidden: mu-bench's home (the default store), the cache, the
 data root, the work root, the user's home (import roots inside it stay readable), and
-any folder the CLI adds with `forbid` (a store given by `--tracking-uri`). Everything else is out of reach because Landlock
-grants nothing else, and, under bubblewrap, because it is not even mounted.
+any folder the CLI adds with `forbid` (a store given by `--tracking-uri`). Everything
+else is out of reach because Landlock grants nothing else, and, under bubblewrap,
+because it is not even mounted.
 
 `server_view` is what a fork server under bubblewrap must see: the same reads and the
 folders the jobs live in (`job_root`: the work root, or the folder above a job's batch

@@ -2,7 +2,9 @@
 
 A *request* is what a worker process is asked to do, written as `request.json` in the
 job's folder: an `UnlearnRequest` (run `Method.unlearn` on one seed), a `TrainRequest`
-(run a method's training stage, `Method.train`) or an `InspectRequest` (import the
+(run a method's training stage, `Method.train`), a `TrainModelRequest` (train one of
+a scenario's own models from scratch with harness code: prepare's original, gold and
+IN models, so that they too can run on any executor) or an `InspectRequest` (import the
 plugin, validate the user's parameters and describe the method, as plain data: the
 harness never imports a plugin itself). The worker answers with a `WorkerResult` in
 `output/result.json` (and an inspection with a `MethodInfo` in `output/method.json`).
@@ -39,8 +41,11 @@ RESULT = "result.json"
 METHOD_INFO = "method.json"  # an inspection's answer
 TEMP = "tmp"  # the worker's private temporary folder (TMPDIR, HOME), beside `output/`
 WEIGHTS = "weights.pt"  # the module the timed call returned, as a state dict
+LOGITS = "outputs.pt"  # a `TrainModelRequest`'s inference pass: {"train", "test"} logits
 STATE = "state"  # a training stage's own folder (SISA's checkpoints)
 STDOUT, STDERR = "stdout.log", "stderr.log"
+# torch threads per worker where the request leaves them open (see `pool.threads_per_job`)
+THREADS_ENV = "MU_BENCH_THREADS"
 
 
 # What a method may call a number it reports (`task.report_metric`): logged as
@@ -72,7 +77,7 @@ class MethodRef:
 
 
 @dataclass(frozen=True)
-class _Request:
+class _Request:  # the requests that run a method
     kind: ClassVar[str]
     method: MethodRef
     params: dict[str, Any]  # validated hyperparameters, JSON types
@@ -84,6 +89,9 @@ class _Request:
     model_spec: dict[str, Any]  # the scenario's architecture (`ModelSpec.to_dict`)
     recipe: dict[str, Any]  # the scenario's `[train]` recipe
     inputs: dict[str, str]  # role -> path relative to the job folder
+    # torch's intra-op threads in the worker, set by the harness before any plugin code
+    # runs (an executor's share of the machine); None: $MU_BENCH_THREADS, else torch's own
+    threads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -93,13 +101,16 @@ class _Request:
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Request:
         _check_version(doc, "request")
-        kinds = {c.kind: c for c in (UnlearnRequest, TrainRequest, InspectRequest)}
+        kinds = {
+            c.kind: c for c in (UnlearnRequest, TrainRequest, TrainModelRequest, InspectRequest)
+        }
         target = kinds.get(doc.get("kind"))
         if target is None:
             raise ProtocolError(f"request: unknown kind {doc.get('kind')!r}")
         body = {k: v for k, v in doc.items() if k not in ("kind", "schema_version")}
         try:
-            body["method"] = MethodRef(**body["method"])
+            if target is not TrainModelRequest:
+                body["method"] = MethodRef(**body["method"])
             return target(**body)
         except (KeyError, TypeError) as exc:
             raise ProtocolError(f"request: {exc}") from None
@@ -130,6 +141,31 @@ class TrainRequest(_Request):
 
 
 @dataclass(frozen=True)
+class TrainModelRequest:
+    """Train one of the scenario's own models from scratch: harness code only, no plugin
+    (`toolkit.scratch.train_from_scratch`, exactly as `prepare` trains in process), then
+    its one inference pass. Inputs: `train` (the set it trains on: the whole training set
+    or the retain set) and `infer` (the training and test sets' inputs, `x_train` and
+    `x_test`). Outputs: `weights.pt` and `outputs.pt` (the logits of that pass)."""
+
+    kind: ClassVar[str] = "train-model"
+    role: str  # "original", "gold", "gold-holdout", "in"
+    seed: int  # the model's index within its role
+    rng_seed: int  # its initialisation and shuffling seed (`prepare.init_seed`)
+    budget_seconds: float  # a generous limit: harness code does not hang
+    device: str
+    model_spec: dict[str, Any]
+    recipe: dict[str, Any]
+    inputs: dict[str, str]
+    threads: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.update(kind=self.kind, schema_version=SCHEMA_VERSION)
+        return doc
+
+
+@dataclass(frozen=True)
 class InspectRequest:
     """Describe a method without running it: import the plugin (in a sandboxed worker,
     never in the harness), apply the preset for `dataset`/`forget_rule` (when
@@ -157,7 +193,7 @@ class InspectRequest:
         return doc
 
 
-Request = UnlearnRequest | TrainRequest | InspectRequest
+Request = UnlearnRequest | TrainRequest | TrainModelRequest | InspectRequest
 
 
 def parse_request(doc: dict[str, Any]) -> Request:

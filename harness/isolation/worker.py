@@ -4,15 +4,17 @@
 which confines the process first), or `run_in_child` in a child of the warm fork server
 (`forkserver.py`), which confines it before calling `run_and_exit`. The worker reads
 `JOB_FOLDER/request.json` (the protocol's `UnlearnRequest`, `TrainRequest` or
-`InspectRequest`), builds the task from its inputs (harness code only), then hands over:
-one byte on the start pipe (`START_FD_VAR`), whose arrival starts the runner's clock,
-and only then imports the method's plugin module (the only place plugin code runs),
-validates its hyperparameters and calls it. So everything plugin code does, its import
-included, falls inside the window the runner measures, and nothing the plugin does can
-move the start. It writes the returned module's weights to `output/weights.pt` and
-`output/result.json` last. Every exception, `SystemExit` included, becomes an `error`
-result with its traceback; anything that kills the process leaves no result, which the
-runner reports as `crashed`. Its working directory is `output/`.
+`InspectRequest`; a `TrainModelRequest` goes to `train_model.py`, harness code only),
+sets torch's threads (`use_threads`), builds the task from its inputs (harness code
+only), then hands over: one byte on the start pipe (`START_FD_VAR`), whose arrival
+starts the runner's clock, and only then imports the method's plugin module (the only
+place plugin code runs), validates its hyperparameters and calls it. So everything
+plugin code does, its import included, falls inside the window the runner measures, and
+nothing the plugin does can move the start. It writes the returned module's weights to
+`output/weights.pt` and `output/result.json` last. Every exception, `SystemExit`
+included, becomes an `error` result with its traceback; anything that kills the process
+leaves no result, which the runner reports as `crashed`. Its working directory is
+`output/`.
 
 An unlearn request builds an `UnlearnTask` (the starting model, the declared sets, and
 for a method with a training stage its state folder and the rows' training-set
@@ -44,9 +46,11 @@ from .protocol import (
     REQUEST,
     RESULT,
     STATE,
+    THREADS_ENV,
     WEIGHTS,
     InspectRequest,
     MethodInfo,
+    TrainModelRequest,
     TrainRequest,
     UnlearnRequest,
     WorkerResult,
@@ -220,6 +224,18 @@ def _train_task(folder: Path, request: TrainRequest, fields: dict[str, Any]):
     return lambda budget: TrainTask(train_set=train, state_dir=state, budget=budget, **fields)
 
 
+def use_threads(threads: int | None) -> None:
+    """torch's intra-op threads: the request's (an executor's share of the machine), else
+    `$MU_BENCH_THREADS`, else torch's default. Set by the harness before plugin code runs.
+    (`OMP_NUM_THREADS` cannot do it for a forked worker: OpenMP read it when the fork
+    server imported torch.)"""
+    if threads is None:
+        env = os.environ.get(THREADS_ENV, "")
+        threads = int(env) if env.isdigit() else None
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def run(folder: Path) -> WorkerResult:
     """Build the task, call the method on the clock and save what it returns."""
     from torch import nn
@@ -229,9 +245,14 @@ def run(folder: Path) -> WorkerResult:
     from ..toolkit.training import warm_up
 
     request = parse_request(json.loads((folder / REQUEST).read_text()))
+    use_threads(getattr(request, "threads", None))
     if isinstance(request, InspectRequest):
         hand_over()
         return _inspect(folder, request)
+    if isinstance(request, TrainModelRequest):  # harness code only: no plugin is imported
+        from .train_model import run as train_model
+
+        return train_model(folder, request)
     fields = _common(request)
     if isinstance(request, UnlearnRequest):
         make_task = _unlearn_task(folder, request, fields)
