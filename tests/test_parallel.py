@@ -58,8 +58,9 @@ def test_jobs_2_gives_the_same_metrics_as_jobs_1(by_jobs):
 
 def test_pool_runs_jobs_at_once_each_with_its_threads(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(PLUGINS / "gridprobe"))
-    assert server_pool().ready(2, timeout=300)  # both servers warm: measure the pool itself
     sub = plan("probe-sleep", "digits-random10", seeds=2, params={"seconds": "2"})
+    # both servers warm, seeing the plugin and the job folders: measure the pool itself
+    assert server_pool().ready(2, timeout=300, roots=(tmp_path,))
     report = _submit(sub, LocalPool(2), tmp_path, "pool")
     assert report.status == "ok", [s.error for s in report.seeds]
     started = sorted(s.metrics["method.started_at"] for s in report.seeds)

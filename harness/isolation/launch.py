@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import select
 import signal
 import subprocess
@@ -45,6 +46,7 @@ import sys
 import threading
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +85,46 @@ def _uses_bwrap(sandbox: dict | None) -> bool:
     return sandbox is not None and "bwrap" in sandbox["mechanism"]
 
 
+class _Launcher:
+    """Starts processes from one thread that lives as long as the harness.
+
+    bubblewrap's `--die-with-parent` (PR_SET_PDEATHSIG) fires when the *thread* that
+    started it exits, not the process: a fork server started from a pool's short-lived
+    thread, or from an executor's job thread, was killed as soon as that thread ended.
+    Every bubblewrap process starts here instead."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._serve, name="mu-bench-launcher", daemon=True
+                )
+                self._thread.start()
+        done: Future[subprocess.Popen] = Future()
+        self._requests.put((done, argv, kwargs))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            done, argv, kwargs = self._requests.get()
+            try:
+                done.set_result(subprocess.Popen(argv, **kwargs))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+
+_launcher = _Launcher()
+
+
+def _popen(argv: list[str], bwrap: bool, **kwargs) -> subprocess.Popen:
+    return _launcher.popen(argv, **kwargs) if bwrap else subprocess.Popen(argv, **kwargs)
+
+
 class SpawnedWorker:
     """A fresh interpreter in a new session (under bubblewrap when the sandbox has it)."""
 
@@ -112,8 +154,9 @@ class SpawnedWorker:
         env = {**env, START_FD_VAR: str(write_end)}
         try:
             with open(folder / STDOUT, "wb") as stdout, open(folder / STDERR, "wb") as stderr:
-                self._proc = subprocess.Popen(
+                self._proc = _popen(
                     argv,
+                    self.bwrap,
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
@@ -241,8 +284,9 @@ class ForkServer:
                 Policy(read=tuple(sorted(self.view.reads))),
                 write_roots=sorted(self.view.roots),
             )
-        self.proc = subprocess.Popen(
+        self.proc = _popen(
             argv,
+            self.view.bwrap,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -373,10 +417,15 @@ class ServerPool:
             if not (self._idle or self._busy or self._starting):
                 self._spawn()
 
-    def ready(self, n: int, timeout: float | None = None) -> bool:
+    def ready(self, n: int, timeout: float | None = None, roots: tuple[Path, ...] = ()) -> bool:
         """Start servers until `n` exist and wait until `n` are idle (benchmarks and tests
-        that measure a steady state); False if that took longer than `timeout`."""
+        that measure a steady state); False if that took longer than `timeout`. The
+        servers see this process's import path and the job folders under `roots` (the
+        work root when none), as the jobs to come will ask."""
+        from .policy import mechanism
+
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.widen(server_view({"mechanism": mechanism()}, roots or (_work_root(),)))
         with self._cond:
             self.size = max(self.size, n)
             while True:
@@ -416,6 +465,13 @@ class ServerPool:
         not (busy ones are closed when released)."""
         with self._cond:
             self._widen(view)
+
+    def expect(self, view: ServerView) -> None:
+        """A guess at what jobs will need, for servers started ahead of them: taken when
+        the pool has no view for that mechanism yet (it never retires a wider one)."""
+        with self._cond:
+            if self.view.bwrap != view.bwrap:
+                self._widen(view)
 
     def _widen(self, view: ServerView) -> None:  # under the condition's lock
         if self.view.covers(view):
@@ -523,7 +579,7 @@ def prestart(device: str, jobs: int = 1) -> None:
         from .policy import mechanism
 
         _pool.reserve(jobs)
-        _pool.widen(server_view({"mechanism": mechanism()}, (_work_root(),)))
+        _pool.expect(server_view({"mechanism": mechanism()}, (_work_root(),)))
         _pool.warm()
 
 
