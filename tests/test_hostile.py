@@ -41,6 +41,9 @@ from .unprivileged import USER, ensure_user, give, interpreter_for
 
 MECHANISM = sandbox.detect() if sys.platform == "linux" else "none"
 pytestmark = pytest.mark.skipif(MECHANISM == "none", reason="no sandbox on this machine")
+# The CLI suite is 14 submits per user (minutes on these machines): slow. The same
+# attacks run in the default suite against the sandbox itself, in a bare forked worker
+# confined by `sandbox.confine` (test_sandbox.py).
 
 MiB = 1 << 20
 # plugin -> (status, fragment of the seed's error)
@@ -254,6 +257,8 @@ def suite(request, tmp_path_factory, shared_cache):
         s.udp.close()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 @pytest.mark.parametrize("method", list(EXPECTED))
 def test_submit_exits_0_and_the_seed_has_a_named_status(suite, method):
     proc = suite.runs[method]
@@ -267,12 +272,16 @@ def test_submit_exits_0_and_the_seed_has_a_named_status(suite, method):
     assert suite.leftovers[method] == [], f"left running: {suite.leftovers[method]}"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_no_listener_received_anything(suite):
     assert suite.attack("hostile-tcp")["connected"] is False
     assert suite.attack("hostile-udp")["sent"] == 0
     assert received(suite) == b""
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_the_file_system_search_found_no_model_and_gained_nothing(suite):
     attack = suite.attack("hostile-find-models")
     assert attack["attack"] == "find-models" and attack["readable"] == [], attack
@@ -281,6 +290,8 @@ def test_the_file_system_search_found_no_model_and_gained_nothing(suite):
     assert suite.docs["hostile-find-models"]["metrics"]["forget_acc"] >= 0.9
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_the_store_the_test_set_and_the_cache_stay_unread(suite):
     attack = suite.attack("hostile-read-secrets")
     assert attack["attack"] == "read-secrets"
@@ -288,17 +299,23 @@ def test_the_store_the_test_set_and_the_cache_stay_unread(suite):
     assert leaked == [], leaked
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_nothing_outside_its_folders_was_overwritten(suite):
     attack = suite.attack("hostile-overwrite")
     assert attack["attack"] == "overwrite"
     assert attack["overwritten"] == [] and attack["planted"] == [], attack
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_the_processes_above_it_survive(suite):
     results = suite.attack("hostile-kill")["results"]
     assert results and not any(v == "killed" for v in results.values()), results
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_each_limit_stopped_its_attack(suite):
     assert suite.attack("hostile-memory")["allocated"] < 1536 * MiB
     assert suite.attack("hostile-fork")["started"] == 0
@@ -310,6 +327,8 @@ def test_each_limit_stopped_its_attack(suite):
     assert b"log truncated at 1 MiB" in (suite.job("hostile-flood") / "stdout.log").read_bytes()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_store_and_cache_intact_and_results_unchanged(suite):
     after = suite.runs["after"]
     assert after.returncode == 0, after.stderr[-3000:]
@@ -331,6 +350,8 @@ def test_store_and_cache_intact_and_results_unchanged(suite):
     assert {r["method"] for r in rows} == {"finetune", *EXPECTED}
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_a_normal_method_gives_the_same_numbers_unsandboxed_tagged_unverified(suite):
     off = suite.docs["unsandboxed"]
     assert off["sandbox"] == "none" and suite.docs["before"]["sandbox"] == MECHANISM

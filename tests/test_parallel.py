@@ -64,8 +64,10 @@ def test_pool_runs_jobs_at_once_each_with_its_threads(tmp_path, monkeypatch):
     report = _submit(sub, LocalPool(2), tmp_path, "pool")
     assert report.status == "ok", [s.error for s in report.seeds]
     started = sorted(s.metrics["method.started_at"] for s in report.seeds)
-    assert started[1] - started[0] < 1.5  # the second began while the first slept
-    assert len({s.metrics["method.pid"] for s in report.seeds}) == 2
+    # the second began while the first slept: two processes at once. (Their pids may be
+    # equal: under bubblewrap each fork server numbers its children in its own PID
+    # namespace.)
+    assert started[1] - started[0] < 1.5
     assert {s.metrics["method.threads"] for s in report.seeds} == {threads_per_job("cpu")}
 
 
