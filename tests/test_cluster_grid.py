@@ -79,7 +79,7 @@ def test_grid_through_a_dask_cluster_survives_a_killed_worker(mlflow_postgres, t
                 assert proc.poll() is None, proc.stderr.read()[-3000:]
                 assert time.monotonic() < deadline, "no job ever ran on worker 0"
                 time.sleep(0.1)
-            cluster.kill_worker(0)  # the whole worker, mid-job, as if its machine died
+            _kill_machine(cluster, 0)  # the whole worker, mid-job, as if its machine died
             out, err = proc.communicate(timeout=900)
         finally:
             if proc.poll() is None:
