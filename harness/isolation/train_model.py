@@ -9,6 +9,7 @@ training and test sets' inputs go to `output/outputs.pt`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,13 +17,13 @@ import torch
 from .protocol import LOGITS, OUTPUT, WEIGHTS, TrainModelRequest, WorkerResult
 
 
-def run(folder: Path, request: TrainModelRequest) -> WorkerResult:
+def run(folder: Path, request: TrainModelRequest, hand_over: Callable[[], None]) -> WorkerResult:
+    """`hand_over`: the worker's signal that starts the runner's clock (before training)."""
     from ..data.split import Split
     from ..models.spec import ModelSpec
     from ..toolkit.recipe import TrainConfig
     from ..toolkit.scratch import train_from_scratch
     from ..toolkit.training import predict_logits
-    from .worker import hand_over
 
     spec = ModelSpec.from_dict(request.model_spec)
     recipe = TrainConfig.model_validate(request.recipe)

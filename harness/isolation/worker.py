@@ -252,7 +252,7 @@ def run(folder: Path) -> WorkerResult:
     if isinstance(request, TrainModelRequest):  # harness code only: no plugin is imported
         from .train_model import run as train_model
 
-        return train_model(folder, request)
+        return train_model(folder, request, hand_over)
     fields = _common(request)
     if isinstance(request, UnlearnRequest):
         make_task = _unlearn_task(folder, request, fields)
