@@ -360,7 +360,7 @@ def test_a_normal_method_gives_the_same_numbers_unsandboxed_tagged_unverified(su
         [*suite.argv, "-m", "mu_bench", "leaderboard", "digits-class3-hostile", "--all"],
         capture_output=True,
         text=True,
-        env=suite.env,
+        env={**suite.env, "COLUMNS": "400"},  # one line per row: no wrapped status cell
         cwd=suite.folder,
     )
     assert board.returncode == 0, board.stderr[-3000:]
