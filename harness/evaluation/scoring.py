@@ -4,7 +4,7 @@ reference values of the prepared (gold and original) models.
 `model_metrics` computes every per-model metric from one model's `ModelOutputs`;
 `aggregate` turns per-seed values into means, standard deviations, gaps to the gold
 models and costs; `submission_metrics` computes what needs several models at once
-(forget quality, its ceiling and normalised value, the score, LiRA) against a
+(forget quality, its ceiling and normalised value, the score, LiRA, KLOM) against a
 `Reference`: the gold, holdout-gold, IN and original models' values, which the prepare
 stage computes once per scenario and caches. A warm submission computes only its own
 models' metrics (about 0.1 s per digits model).
@@ -24,6 +24,8 @@ from .catalogue import GAP_METRICS
 from .metrics.accuracy import accuracy, per_example_loss
 from .metrics.confidence import logit_scaled_confidence, true_class_probability
 from .metrics.forget_quality import ForgetQuality, forget_quality, n_bins, score
+from .metrics.klom import klom, margins
+from .metrics.klom import summary as klom_summary
 from .metrics.lira import LiraResult, lira_attack
 from .metrics.mia import indiscernibility, mia_efficacy, mia_loss_acc
 
@@ -89,6 +91,17 @@ def forget_confidences(
     return np.stack(rows) if rows else np.zeros((0, len(f)))
 
 
+def forget_margins(models: Iterable[ModelOutputs], data: Dataset, split: ForgetSplit) -> np.ndarray:
+    """(models, |D_f|): each forget example's margin under each model (KLOM's statistic)."""
+    f = split.forget_idx
+    rows = [margins(o.train[f], data.y_train[f]) for o in models]
+    return np.stack(rows) if rows else np.zeros((0, len(f)))
+
+
+def _empty() -> np.ndarray:
+    return np.zeros((0, 0))
+
+
 @dataclass(frozen=True)
 class Reference:
     """What every submission to a scenario is scored against, computed at prepare time:
@@ -104,6 +117,9 @@ class Reference:
     in_confs: np.ndarray  # (M, |D_f|); M = 0 without LiRA
     ceilings: dict[int, float] = field(default_factory=dict)  # N -> ceiling, precomputed
     fix_variance: bool = False  # LiRA's fixed-variance variant
+    # KLOM's margins of the gold and holdout-gold models on the forget set (K, |D_f|).
+    gold_margins: np.ndarray = field(default_factory=_empty)
+    holdout_margins: np.ndarray = field(default_factory=_empty)
 
     def ceiling(self, n: int) -> float | None:
         """The ceiling at N = n, or None when there are fewer than n holdout models."""
@@ -156,6 +172,20 @@ def aggregate(
     return out
 
 
+def _undefined_note(fq: ForgetQuality) -> str:
+    total = len(fq.epsilons)
+    if fq.undefined == total:
+        return (
+            f"forget_quality undefined: on all {total} forget examples both sides are the same "
+            f"point mass (the challenge's reference refuses such input); not reported as 1.0"
+        )
+    return (
+        f"forget_quality over {total - fq.undefined} of {total} forget examples: on "
+        f"{fq.undefined} both sides are the same point mass (undefined; the challenge's "
+        f"reference refuses them)"
+    )
+
+
 @dataclass(frozen=True)
 class SubmissionEvaluation:
     """The metrics that need several models at once, and why any is missing."""
@@ -166,8 +196,40 @@ class SubmissionEvaluation:
     lira: LiraResult | None = None
 
 
+def klom_metrics(
+    unlearned_margins: np.ndarray, ref: Reference
+) -> tuple[dict[str, float], list[str]]:
+    """KLOM (`metrics.klom`, the reference's definition) of the first N = min(seeds, gold)
+    unlearned models against gold models 0..N-1 on the forget set: the 95th percentile of
+    the per-example values (the reference's `klom_95`), the number of examples where it
+    is undefined (NaN: no unlearned margin counted, left out of the percentile), and its
+    floor, holdout gold models 0..N-1 against the same gold models (what exact
+    unlearning gets at this N; KLOM is large at small N whatever the method)."""
+    out: dict[str, float] = {}
+    notes: list[str] = []
+    n = min(len(unlearned_margins), len(ref.gold_margins))
+    if n < 1 or unlearned_margins.shape[1] == 0:
+        return out, notes
+    values = klom_summary(klom(unlearned_margins[:n], ref.gold_margins[:n]))
+    out["klom"] = values.p95
+    out["klom_undefined"] = float(values.undefined)
+    if values.undefined:
+        notes.append(
+            f"klom: undefined on {values.undefined} of {unlearned_margins.shape[1]} forget "
+            f"examples (the method's margins all equal the pooled maximum, which the "
+            f"reference's histogram leaves uncounted: e.g. seeds returning one model); its "
+            f"95th percentile is over the rest"
+        )
+    if len(ref.holdout_margins) >= n:
+        out["klom_floor"] = klom_summary(klom(ref.holdout_margins[:n], ref.gold_margins[:n])).p95
+    return out, notes
+
+
 def submission_metrics(
-    unlearned_confs: np.ndarray, per_seed: Sequence[dict[str, float]], ref: Reference
+    unlearned_confs: np.ndarray,
+    per_seed: Sequence[dict[str, float]],
+    ref: Reference,
+    unlearned_margins: np.ndarray | None = None,
 ) -> SubmissionEvaluation:
     """Forget quality, its ceiling and normalised value, the score, and LiRA, from the ok
     seeds' forget confidences (in seed order; `per_seed` their `model_metrics`) and the
@@ -191,13 +253,16 @@ def submission_metrics(
         if n < seeds:
             notes.append(f"forget_quality uses the first {n} seeds: there are {n} gold models")
         fq = forget_quality(unlearned_confs[:n], ref.gold_confs[:n])
+        if fq.undefined:
+            notes.append(_undefined_note(fq))
         ra_u = float(np.mean([s["retain_acc"] for s in per_seed[:n]]))
         ta_u = float(np.mean([s["test_acc"] for s in per_seed[:n]]))
         ra_r = float(np.mean([g["retain_acc"] for g in ref.gold[:n]]))
         ta_r = float(np.mean([g["test_acc"] for g in ref.gold[:n]]))
-        out["forget_quality"] = fq.value
         out["forget_quality_models"] = float(n)
-        out["score"] = score(fq.value, ra_u, ra_r, ta_u, ta_r)
+        if not math.isnan(fq.value):
+            out["forget_quality"] = fq.value
+            out["score"] = score(fq.value, ra_u, ra_r, ta_u, ta_r)
         if n < SMALL_N:
             notes.append(
                 f"forget_quality from N = {n} models per side is coarse ({n_bins(n)} bins of "
@@ -212,7 +277,7 @@ def submission_metrics(
             )
         else:
             out["forget_quality_ceiling"] = at_n
-            if at_n > 0:
+            if at_n > 0 and "forget_quality" in out:
                 out["forget_quality_norm"] = fq.value / at_n
                 out["score_norm"] = out["score"] / at_n
     if len(ref.in_confs) >= 2 and k >= 3 and seeds:
@@ -222,4 +287,8 @@ def submission_metrics(
         out["lira_auc"] = lira.auc
         out["lira_tpr_at_1pct_fpr"] = lira.tpr_at_1pct_fpr
         out["lira_tpr_at_0.1pct_fpr"] = lira.tpr_at_01pct_fpr
+    if unlearned_margins is not None:
+        values, klom_notes = klom_metrics(unlearned_margins, ref)
+        out.update(values)
+        notes.extend(klom_notes)
     return SubmissionEvaluation(out, tuple(notes), fq, lira)

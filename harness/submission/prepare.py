@@ -40,7 +40,14 @@ from ..data.registry import build_dataset
 from ..data.split import Split
 from ..device import resolve_device
 from ..evaluation.inference import ModelOutputs, infer, load_weights
-from ..evaluation.scoring import Reference, ceiling, forget_confidences, model_metrics
+from ..evaluation.relearning import relearn_metrics
+from ..evaluation.scoring import (
+    Reference,
+    ceiling,
+    forget_confidences,
+    forget_margins,
+    model_metrics,
+)
 from ..hashing import key_of
 from ..isolation.executor import Executor
 from ..isolation.pool import threads_per_job
@@ -112,6 +119,50 @@ def init_seed(scenario: Scenario, role: str, index: int) -> int:
     """The seed a model of `role` ("original" or "gold") number `index` is initialised and
     shuffled with: `torch.manual_seed(seed)` before `build_model` gives its initial weights."""
     return derive_seed(scenario.seed, role, index)
+
+
+def relearn_seed(scenario: Scenario) -> int:
+    """The relearning attack's seed (its forget slice and batches): one per scenario, so
+    every model of a scenario, gold or submitted, is attacked the same way."""
+    return derive_seed(scenario.seed, "relearn")
+
+
+def gold_relearning(
+    scenario: Scenario,
+    spec: ModelSpec,
+    data: Dataset,
+    split: ForgetSplit,
+    cache: Cache,
+    gold: tuple[TrainedModel, ...],
+    device: str,
+) -> list[dict[str, float]]:
+    """Each gold model's forget accuracies under the relearning attack (the reference a
+    submission's are compared with), cached per model; empty dicts when it is off."""
+    steps = scenario.relearn.steps
+    if not steps:
+        return [{} for _ in gold]
+    train_set = Split(data.x_train, data.y_train, scenario.train.augment)
+    retain = train_set.subset(split.retain_idx)
+    forget = train_set.subset(split.forget_idx)
+
+    def attack(m: TrainedModel) -> dict[str, float]:
+        state = torch.load(m.weights, map_location="cpu", weights_only=True)
+        return relearn_metrics(
+            state,
+            spec,
+            retain,
+            forget,
+            scenario.train,
+            steps=steps,
+            slice_fraction=scenario.relearn.slice_fraction,
+            seed=relearn_seed(scenario),
+            device=device,
+        )
+
+    split_hash = scenario.section_hash("data", "forget", "relearn")
+    return [
+        _cached(cache, {"relearn": m.key, "split": split_hash}, lambda m=m: attack(m)) for m in gold
+    ]
 
 
 def mia_seed(scenario: Scenario) -> int:
@@ -285,6 +336,8 @@ def _reference(
     gold: tuple[TrainedModel, ...],
     holdout: tuple[TrainedModel, ...],
     ins: tuple[TrainedModel, ...],
+    spec: ModelSpec,
+    device: str,
 ) -> Reference:
     split_hash = scenario.section_hash("data", "forget")
     seed = mia_seed(scenario)
@@ -306,14 +359,17 @@ def _reference(
             cache, payload, lambda n=n: {"value": ceiling(gold_confs, holdout_confs, n)}
         )
         by_n[n] = value["value"]
+    relearned = gold_relearning(scenario, spec, data, split, cache, gold, device)
     return Reference(
         original=metrics(original),
-        gold=tuple(metrics(m) for m in gold),
+        gold=tuple({**metrics(m), **r} for m, r in zip(gold, relearned, strict=True)),
         gold_confs=gold_confs,
         holdout_confs=holdout_confs,
         in_confs=forget_confidences((m.outputs for m in ins), data, split),
         ceilings=by_n,
         fix_variance=scenario.lira.fix_variance,
+        gold_margins=forget_margins((m.outputs for m in gold), data, split),
+        holdout_margins=forget_margins((m.outputs for m in holdout), data, split),
     )
 
 
@@ -382,5 +438,5 @@ def prepare(
     gold = tuple(m for m in loaded if m.role == "gold")
     holdout = tuple(m for m in loaded if m.role == "gold-holdout")
     ins = tuple(m for m in loaded if m.role == "in")
-    reference = _reference(scenario, data, split, cache, original, gold, holdout, ins)
+    reference = _reference(scenario, data, split, cache, original, gold, holdout, ins, spec, device)
     return Artifacts(scenario, data, split, spec, original, gold, holdout, ins, reference)
