@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .catalogue import GAP_METRICS
+from .ceiling import PooledF, pooled_ceiling, pooled_forget_quality
 from .metrics.accuracy import accuracy, per_example_loss
 from .metrics.confidence import logit_scaled_confidence, true_class_probability
 from .metrics.forget_quality import ForgetQuality, forget_quality, n_bins, score
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 # Below this many models per side, forget quality's bins are few and coarse.
 SMALL_N = 8
+# Disjoint pairs of N-sets the pooled ceiling averages (evaluation.ceiling).
+CEILING_PAIRS = 20
 
 
 def model_metrics(
@@ -106,9 +109,10 @@ def _empty() -> np.ndarray:
 class Reference:
     """What every submission to a scenario is scored against, computed at prepare time:
     the per-model metrics of the original and of each gold model, the gold, holdout-gold
-    and IN models' forget-set confidences, and the forget-quality ceiling (gold models
-    0..N-1 against holdout gold models 0..N-1) at the N a default submission has;
-    `ceiling(n)` computes any other N on demand."""
+    and IN models' forget-set confidences, and the forget-quality ceiling at the N a
+    default submission has: pooled (`evaluation.ceiling.pooled_ceiling`) over disjoint
+    pairs of N-model sets drawn from all gold and holdout-gold models, its mean and the
+    spread of one draw; `ceiling(n)` computes any other N on demand."""
 
     original: dict[str, float]
     gold: tuple[dict[str, float], ...]
@@ -120,14 +124,42 @@ class Reference:
     # KLOM's margins of the gold and holdout-gold models on the forget set (K, |D_f|).
     gold_margins: np.ndarray = field(default_factory=_empty)
     holdout_margins: np.ndarray = field(default_factory=_empty)
+    ceiling_spreads: dict[int, float] = field(default_factory=dict)  # N -> one draw's std
+
+    @property
+    def pool(self) -> np.ndarray:
+        """Every retrained model's forget confidences: gold, then holdout gold."""
+        return np.concatenate([self.gold_confs, self.holdout_confs])
+
+    def pooled(self, n: int) -> PooledF | None:
+        """The pooled ceiling at N = n, or None without holdout models or fewer than 2n
+        gold and holdout models together."""
+        if not len(self.holdout_confs) or len(self.pool) < 2 * n or n < 2:
+            return None
+        return pooled_ceiling(self.pool, n, pairs=CEILING_PAIRS)
 
     def ceiling(self, n: int) -> float | None:
-        """The ceiling at N = n, or None when there are fewer than n holdout models."""
+        """The ceiling's mean at N = n, or None where `pooled` is."""
         if n in self.ceilings:
             return self.ceilings[n]
-        if n > min(len(self.gold_confs), len(self.holdout_confs)):
+        got = self.pooled(n)
+        return None if got is None else got.mean
+
+    def ceiling_spread(self, n: int) -> float | None:
+        """The standard deviation of one draw of the ceiling at N = n (what a retrained
+        method's F varies by), or None."""
+        if n in self.ceiling_spreads:
+            return self.ceiling_spreads[n]
+        got = self.pooled(n)
+        return None if got is None else got.std
+
+    def method_f(self, unlearned_confs: np.ndarray) -> PooledF | None:
+        """A method's N models against every disjoint N-set of the pool (one round:
+        each retrained model once), or None without holdout models."""
+        n = len(unlearned_confs)
+        if not len(self.holdout_confs) or len(self.pool) < n:
             return None
-        return ceiling(self.gold_confs, self.holdout_confs, n)
+        return pooled_forget_quality(unlearned_confs, self.pool, sets=len(self.pool) // n)
 
     def gold_mean_std(self) -> tuple[dict[str, float], dict[str, float]]:
         mean, std = {}, {}
@@ -142,8 +174,8 @@ class Reference:
 
 
 def ceiling(gold_confs: np.ndarray, holdout_confs: np.ndarray, n: int) -> float:
-    """The forget-quality ceiling at N = n: F of holdout gold models 0..n-1 against gold
-    models 0..n-1 (gold scored against an independent gold set)."""
+    """One draw of the forget-quality ceiling at N = n: F of holdout gold models 0..n-1
+    against gold models 0..n-1 (gold scored against an independent gold set)."""
     return forget_quality(holdout_confs[:n], gold_confs[:n]).value
 
 
@@ -234,8 +266,10 @@ def submission_metrics(
     """Forget quality, its ceiling and normalised value, the score, and LiRA, from the ok
     seeds' forget confidences (in seed order; `per_seed` their `model_metrics`) and the
     reference. Forget quality compares N = min(ok seeds, gold models) of each side: the
-    first N seeds against gold models 0..N-1, and the ceiling holdout models 0..N-1
-    against the same gold models, so both are at the same N."""
+    first N seeds against every disjoint N-set of the gold and holdout-gold models (the
+    mean, and `forget_quality_std` its spread over the sets; gold models 0..N-1 alone
+    without holdout models), and the ceiling is pooled at the same N (its mean, and
+    `forget_quality_ceiling_std` the spread of one draw)."""
     out: dict[str, float] = {}
     notes: list[str] = []
     fq = lira = None
@@ -260,9 +294,15 @@ def submission_metrics(
         ra_r = float(np.mean([g["retain_acc"] for g in ref.gold[:n]]))
         ta_r = float(np.mean([g["test_acc"] for g in ref.gold[:n]]))
         out["forget_quality_models"] = float(n)
-        if not math.isnan(fq.value):
-            out["forget_quality"] = fq.value
-            out["score"] = score(fq.value, ra_u, ra_r, ta_u, ta_r)
+        f_value = fq.value
+        pooled = None if math.isnan(f_value) else ref.method_f(unlearned_confs[:n])
+        if pooled is not None and not math.isnan(pooled.mean):
+            # against every disjoint N-set of the retrained models, not one draw of them
+            f_value = pooled.mean
+            out["forget_quality_std"] = pooled.std
+        if not math.isnan(f_value):
+            out["forget_quality"] = f_value
+            out["score"] = score(f_value, ra_u, ra_r, ta_u, ta_r)
         if n < SMALL_N:
             notes.append(
                 f"forget_quality from N = {n} models per side is coarse ({n_bins(n)} bins of "
@@ -277,8 +317,11 @@ def submission_metrics(
             )
         else:
             out["forget_quality_ceiling"] = at_n
+            spread = ref.ceiling_spread(n)
+            if spread is not None:
+                out["forget_quality_ceiling_std"] = spread
             if at_n > 0 and "forget_quality" in out:
-                out["forget_quality_norm"] = fq.value / at_n
+                out["forget_quality_norm"] = f_value / at_n
                 out["score_norm"] = out["score"] / at_n
     if len(ref.in_confs) >= 2 and k >= 3 and seeds:
         lira = lira_attack(
