@@ -104,3 +104,41 @@ def test_noops_forgetting_comes_back_and_retrains_does_not(reports):
     # noop is one model three times, above gold's margins: KLOM far above its floor
     assert noop["klom_undefined"] > 0 or noop["klom"] > noop["klom_floor"]
     assert retrain["klom_undefined"] == 0
+
+
+def test_a_voting_ensemble_is_attacked_through_its_mean_probability():
+    """SISA's vote predicts, but the MIAs and confidences read the members' mean softmax
+    probability (a probability like a single model's), not softmax(vote counts)."""
+    import torch
+    from torch import nn
+
+    from mu_bench.data.dataset import Dataset
+    from mu_bench.data.forget import ForgetSplit
+    from mu_bench.evaluation.inference import infer
+    from mu_bench.evaluation.metrics.confidence import logit_scaled_confidence
+    from mu_bench.models.networks import Ensemble
+
+    class Fixed(nn.Module):  # the same logits for every input
+        def __init__(self, logits):
+            super().__init__()
+            self.logits = nn.Parameter(torch.tensor(logits))
+
+        def forward(self, x):
+            return self.logits.expand(len(x), -1)
+
+    members = [Fixed([2.0, 0.0, 0.0]), Fixed([0.0, 1.0, 0.0]), Fixed([3.0, 0.0, 1.0])]
+    vote = Ensemble(members, 3, "vote").eval()
+    x = torch.zeros(4, 2)
+    data = Dataset(x, torch.zeros(4, dtype=torch.long), x[:2], torch.zeros(2, dtype=torch.long), 3)
+    out = infer(vote, data)
+    assert out.train[0].tolist() == [2.0, 1.0, 0.0]  # the votes still predict
+    mean_p = torch.stack([m.logits.detach().softmax(0) for m in members]).mean(0)
+    torch.testing.assert_close(out.scores_train[0].exp(), mean_p)
+    idx = torch.tensor
+    split = ForgetSplit(idx([0, 1]), idx([2, 3]), idx([0, 1]), idx([], dtype=torch.long))
+    conf = scoring.forget_confidences([out], data, split)
+    p0 = float(mean_p[0])
+    np.testing.assert_allclose(conf[0], np.log(p0 / (1 - p0)), rtol=1e-5)
+    assert not np.allclose(conf[0], logit_scaled_confidence(out.train[:2], data.y_train[:2]))
+    single = infer(members[0], data)  # a single model: the attacks read its logits
+    assert single.attack_train is None and single.scores_train is single.train

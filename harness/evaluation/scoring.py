@@ -54,6 +54,8 @@ def model_metrics(
     kept, gone = split.test_kept, split.test_gone
     forget_logits, forget_y = outputs.train[f], y[f]
     test_logits, test_y = outputs.test, data.y_test
+    # the attacks read probabilities (a voting ensemble's mean probability: ModelOutputs)
+    scores, test_scores = outputs.scores_train, outputs.scores_test
     non_members = gone if len(gone) else kept
     shadow = r[: len(kept)]  # SalUn's shadow members: the first |D_t| retain examples
     metrics = {
@@ -61,14 +63,14 @@ def model_metrics(
         "retain_acc": accuracy(outputs.train[r], y[r]),
         "test_acc": accuracy(test_logits[kept], test_y[kept]),
         "mia_loss_acc": mia_loss_acc(
-            per_example_loss(forget_logits, forget_y).numpy(),
-            per_example_loss(test_logits[non_members], test_y[non_members]).numpy(),
+            per_example_loss(scores[f], forget_y).numpy(),
+            per_example_loss(test_scores[non_members], test_y[non_members]).numpy(),
             seed=mia_seed,
         ),
         "mia_efficacy": mia_efficacy(
-            true_class_probability(outputs.train[shadow], y[shadow]),
-            true_class_probability(test_logits[kept], test_y[kept]),
-            true_class_probability(forget_logits, forget_y),
+            true_class_probability(scores[shadow], y[shadow]),
+            true_class_probability(test_scores[kept], test_y[kept]),
+            true_class_probability(scores[f], forget_y),
         ),
     }
     metrics["indiscernibility"] = indiscernibility(metrics["mia_loss_acc"])
@@ -90,14 +92,14 @@ def forget_confidences(
     """(models, |D_f|): the logit-scaled confidence of each forget example under each
     model (the challenge's statistic, and LiRA's)."""
     f = split.forget_idx
-    rows = [logit_scaled_confidence(o.train[f], data.y_train[f]) for o in models]
+    rows = [logit_scaled_confidence(o.scores_train[f], data.y_train[f]) for o in models]
     return np.stack(rows) if rows else np.zeros((0, len(f)))
 
 
 def forget_margins(models: Iterable[ModelOutputs], data: Dataset, split: ForgetSplit) -> np.ndarray:
     """(models, |D_f|): each forget example's margin under each model (KLOM's statistic)."""
     f = split.forget_idx
-    rows = [margins(o.train[f], data.y_train[f]) for o in models]
+    rows = [margins(o.scores_train[f], data.y_train[f]) for o in models]
     return np.stack(rows) if rows else np.zeros((0, len(f)))
 
 
