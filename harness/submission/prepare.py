@@ -13,10 +13,20 @@ only the new models and a second `prepare` is a cache hit. Each entry stores the
 weights, the logits of one inference pass over the training and test sets, and the
 training time (the gold models' median is the `retrain_seconds` every speed-up is
 measured against). Then the reference (`evaluation.scoring.Reference`): each prepared
-model's metrics and the ceiling at the N of a default submission, each cached beside
-the models (keyed by `METRICS_VERSION`).
-Digits: about 1 s per model on two CPU cores (original + 8 gold + 8 holdout + 8 IN
-models, about 30 s, once); a cache hit takes a fraction of a second.
+model's metrics, the gold models' forget accuracies under the relearning attack (where
+`[relearn] steps` is set), and the pooled ceiling at the N of a default submission (mean
+and spread, `evaluation.ceiling.pooled_ceiling` over gold and holdout models), each
+cached beside the models (keyed by `METRICS_VERSION`).
+
+Batched: every model but the original and gold model 0 is trained with the others of its
+training set at once (`toolkit.batched_training.train_batched`, the stacked path) where
+the architecture has one on the CPU (`trainer_for`); those models' cache keys say
+`trainer = "stacked"` (their weights equal sequential training's to a tolerance), and
+their `train_seconds` is their share of the run. Gold model 0 trains alone: its time is
+`retrain_seconds`. Digits: about 1 s per model one by one on two quiet CPU cores; the
+digits scenarios' original + 32 gold + 32 holdout + 32 IN models take about as long as
+1 + 24 one by one (34 s, benchmarks/batched_training.py), once; a cache hit takes a
+fraction of a second.
 """
 
 from __future__ import annotations
