@@ -226,7 +226,11 @@ def test_scenario_keys_for_the_ceiling_and_lira_are_validated():
         'fraction = 0.1\n[model]\narch = "mlp"\n[train]\nlr = 0.001\nepochs = 1\n'
         "batch_size = 64\n[budget]\nseconds = 5\n"
     )
-    assert text["lira"]["in_models"] == 8 and text["gold"]["ceiling"] is True
+    assert text["lira"]["in_models"] == 32 and text["gold"]["ceiling"] is True
+    assert text["gold"]["seeds"] == 32 and text["relearn"]["steps"] == 10
+    assert parse(base, "t").relearn.steps == 0  # the relearning attack: off by default
+    with pytest.raises(UsageError, match="slice_fraction"):
+        parse(base + "[relearn]\nsteps = 10\nslice_fraction = 0.5\n", "t")
     assert parse(base, "t").lira.in_models == 0  # off by default
     with pytest.raises(UsageError, match="in_models = 1"):
         parse(base + "[lira]\nin_models = 1\n", "t")
