@@ -69,38 +69,75 @@ def run(
     return launch, end, wall, proc.stdout, cpu_seconds() - cpu
 
 
+# What a moment of the seeds' stretch is spent on, by priority: when several jobs run at
+# once (a pool), a moment counts for the most useful thing any of them does.
+SEED_PARTS = (
+    "method (unlearn)",
+    "worker start-up (fork to timed call)",
+    "worker: weights saved, exit",
+)
+# No worker alive: a seed's result taken in (leftovers swept, result read, weights
+# checked), the next job laid out and forked.
+BETWEEN = "harness between workers"
+
+
+def seed_intervals(seeds: list[dict]) -> list[tuple[float, float, str]]:
+    """(start, end, part) of each seed's phases, in epoch seconds, from the seed's arrival
+    in the harness and the runner's times (another clock): the worker's exit is placed
+    at its arrival, so the harness's time taking a result in counts before its fork."""
+    out = []
+    for s in seeds:
+        started = s["arrived"] - s["wall"]
+        spawned = started - (s["startup"] or 0.0)
+        ran = min(s["unlearn"] or 0.0, s["wall"])
+        out += [
+            (spawned, started, SEED_PARTS[1]),
+            (started, started + ran, SEED_PARTS[0]),
+            (started + ran, started + s["wall"], SEED_PARTS[2]),
+        ]
+    return out
+
+
+def attribute(start: float, end: float, intervals: list[tuple[float, float, str]]) -> dict:
+    """Split [start, end] among the parts: each moment goes to the highest-priority part
+    whose interval covers it, else to BETWEEN. The values add up to end - start."""
+    cuts = sorted({start, end, *(t for a, b, _ in intervals for t in (a, b) if start < t < end)})
+    out = dict.fromkeys((*SEED_PARTS, BETWEEN), 0.0)
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        mid = (lo + hi) / 2
+        active = [p for a, b, p in intervals if a <= mid < b]
+        part = min(active, key=SEED_PARTS.index) if active else BETWEEN
+        out[part] += hi - lo
+    return out
+
+
 def parts(launch: float, end: float, t: dict) -> tuple[dict[str, float], dict[str, float]]:
     """(critical-path parts that add up to end - launch, overlapped work)."""
     m, seeds, writer = t["marks"], list(t["seeds"].values()), t.get("writer", {})
     ran = [s for s in seeds if s["arrived"] and s["wall"] is not None]
-    startup = sum(s["startup"] or 0.0 for s in ran)
-    unlearn = sum(s["unlearn"] or 0.0 for s in ran)
-    worker = sum(s["wall"] for s in ran)
-    first = min(ran, key=lambda s: s["arrived"]) if ran else None
-    forked = first["arrived"] - first["wall"] - (first["startup"] or 0.0) if first else None
-    waited = (forked - m["prepared"]) if first else 0.0
+    intervals = seed_intervals(ran)
+    forked = min((a for a, _, p in intervals if p == SEED_PARTS[1]), default=m["executed"])
+    forked = max(forked, m["prepared"])
+    seeds_part = attribute(forked, m["executed"], intervals)
     path = {
         "interpreter + CLI imports": m["submit"] - launch,
         "checks; fork server, store writer started": m["helpers"] - m["submit"],
-        "imports (torch, the method), plan": m["planned"] - m["helpers"],
+        "imports (torch, the method), plan, executor": m["planned"] - m["helpers"],
         "prepare (cache hit)": m["prepared"] - m["planned"],
-        "seed 0 waits for the fork server": waited,
-        "worker start-up (fork to timed call)": startup,
-        "method (unlearn)": unlearn,
-        "worker: weights saved, exit": worker - unlearn,
-        # result read, leftovers swept, weights checked, next job laid out and forked
-        "harness between seeds": m["executed"] - m["prepared"] - waited - startup - worker,
+        "seed 0 waits for the fork server (inputs written)": forked - m["prepared"],
+        **seeds_part,
         "evaluation after the last seed": m["evaluated"] - m["executed"],
         "figures": m["figures"] - m["evaluated"],
         "record (store writer)": m["recorded"] - m["figures"],
         "JSON out, process exit": end - m["recorded"],
     }
     aside = {
-        "fork server: start to first fork": (forked - m["helpers"]) if first else 0.0,
+        "fork server: start to first fork": forked - m["helpers"],
         "store writer: MLflow imported": writer.get("imported", 0) - writer.get("started", 0),
         "store writer: store opened": writer.get("opened", 0) - m["prepared"],
         "store writer: record itself": writer.get("recorded", 0) - writer.get("asked", 0),
         "scoring each seed ahead (thread)": t["report"].get("scoring_ahead_seconds", 0.0),
+        "seeds' worker time, summed": sum(s["wall"] + (s["startup"] or 0.0) for s in ran),
     }
     return path, aside
 
@@ -115,6 +152,7 @@ def main() -> None:
     ap.add_argument("--scenario", default="digits-random10")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seeds", type=int, default=None, help="default: the scenario's")
+    ap.add_argument("--jobs", type=int, default=None, help="default: submit's (one per core)")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout, side by side")
     ap.add_argument("--cache", type=Path, default=None, help="a prepared cache to use")
     args = ap.parse_args()
@@ -142,6 +180,7 @@ def main() -> None:
 
     submit = ["submit", args.method, "-s", args.scenario, "--json"]
     submit += ["--seeds", str(args.seeds)] if args.seeds else []
+    submit += ["--jobs", str(args.jobs)] if args.jobs else []
     rows, baseline, cpu, base_cpu, loads = [], [], [], [], [loadavg()]
     for _ in range(args.repeats):
         if args.baseline:

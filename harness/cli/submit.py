@@ -26,6 +26,8 @@ from ..scenario import DEFAULT_SCENARIO
 from .app import (
     DataRootOpt,
     DeviceOpt,
+    ExecutorOpt,
+    JobsOpt,
     JsonOpt,
     NoPresetOpt,
     ParamOpt,
@@ -67,6 +69,8 @@ def submit(
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = None,
     keep_work: Annotated[bool, typer.Option(help="Keep the workers' scratch folders.")] = False,
     figures: Annotated[
         bool, typer.Option(help="Draw the submission's figures and log them to its run.")
@@ -79,6 +83,7 @@ def submit(
     from mu_bench.leaderboard import store
 
     from .. import device as devices
+    from ..isolation.executor import check_executor
     from ..submission.plan import precheck
 
     marks = {"submit": time.time()}
@@ -86,6 +91,7 @@ def submit(
     use_data_root(data_root)
     loaded, entry = precheck(method, scenario, seeds, budget)
     devices.check_name(device)
+    remote = check_executor(executor, jobs)[0] != "local"
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
 
@@ -93,7 +99,8 @@ def submit(
 
     from ..isolation.launch import prestart
 
-    prestart(devices.likely_device(device))  # only where a fork server will serve
+    if not remote:  # a cluster's workers fork from their own servers
+        prestart(devices.likely_device(device))  # only where a fork server will serve
     recorder = Recorder()
     marks["helpers"] = time.time()
     # torch's import makes about a million objects: no collection while they are made
@@ -105,7 +112,19 @@ def submit(
         report, stages = _stages(
             recorder,
             uri,
-            _Request(method, loaded, entry, seeds, budget, param, no_preset, device, keep_work),
+            _Request(
+                method,
+                loaded,
+                entry,
+                seeds,
+                budget,
+                param,
+                no_preset,
+                device,
+                keep_work,
+                jobs,
+                executor,
+            ),
             figures,
             marks,
         )
@@ -142,6 +161,8 @@ class _Request:
     no_preset: bool
     device: str
     keep_work: bool
+    jobs: int | None
+    executor: str | None
 
 
 def _stages(
@@ -151,7 +172,10 @@ def _stages(
     and each seed's times for the timings file."""
     import gc
 
+    from mu_bench.leaderboard import store
+
     from ..device import resolve_device
+    from ..isolation.executor import close, for_prepare, make_executor
     from ..method import parse_params
     from ..submission.evaluate import Scorer, evaluate, warm_up_scoring
     from ..submission.execute import execute
@@ -164,9 +188,14 @@ def _stages(
         req.method, req.scenario, req.seeds, req.budget, params, not req.no_preset, entry=req.entry
     )
     device = resolve_device(req.device)
+    runs_on = make_executor(req.executor, req.jobs, device)
     marks["planned"] = time.time()
     clock = time.perf_counter()
-    art = prepare(sub.scenario, device)
+    try:
+        art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
+    except BaseException:
+        close(runs_on)
+        raise
     timings = {"prepare_seconds": time.perf_counter() - clock}
     marks["prepared"] = time.time()
     gc.freeze()
@@ -192,12 +221,13 @@ def _stages(
     work = work_folder(sub)
     try:
         marks["execute"] = time.time()
-        execution = execute(sub, art, device, work, on_outcome=arrived)
+        execution = execute(sub, art, device, work, runs_on, on_outcome=arrived)
         marks["executed"] = time.time()
         evaluation = evaluate(sub, art, execution, device, timings, scorer=scorer)
         marks["evaluated"] = time.time()
     finally:
         scorer.close()
+        close(runs_on)
         if not req.keep_work:
             shutil.rmtree(work, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
@@ -207,7 +237,7 @@ def _stages(
 
             drawn = submission_figures(Path(tmp), evaluation, art)
         marks["figures"] = time.time()
-        report = recorder.record(evaluation.report, figures=drawn)
+        report = recorder.record(evaluation.report, figures=drawn, key=store.key_of(sub, device))
     seeds = {
         str(o.seed): {
             "arrived": arrivals.get(o.seed),
