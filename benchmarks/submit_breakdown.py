@@ -4,10 +4,13 @@ Runs `mu-bench submit METHOD --json` REPEATS times with the scenario's cache bui
 its store created, and reads the stages' ends (epoch seconds) and each seed's times from
 the file named by `MU_BENCH_TIMINGS_FILE` (`harness/cli/submit.py` writes it). The
 parts are consecutive stretches of the harness process's own timeline, from this
-script's launch of it to its end, so they add up to the wall time exactly; what runs
-meanwhile in the helper processes (the fork server's start, the store writer's MLflow
-import) and on the scorer thread is listed apart, as overlapped. Prints each part's
-median and share of the median wall time.
+script's launch of it to its end, so they add up to the wall time exactly. The seeds'
+stretch is split by what the workers do at each moment (start-up, the method, saving
+and exit; nothing: the harness between workers), the most useful part winning where
+several jobs run at once (`--jobs N`, the default one per core), so it adds up too.
+What runs meanwhile in the helper processes (the fork server's start, the store
+writer's MLflow import) and on the scorer thread is listed apart, as overlapped.
+Prints each part's median and share of the median wall time.
 
 With `--baseline TREE`, each repeat first runs the same submit with TREE's interpreter
 (`TREE/.venv/bin/python`, its own store, the same cache) and the script prints both
@@ -16,7 +19,8 @@ seconds (user + system, of the submit and every process it started, helpers incl
 are printed too: on a shared machine they vary less than the wall time.
 
     .venv/bin/python benchmarks/submit_breakdown.py [--method finetune]
-        [--scenario digits-random10] [--repeats 5] [--seeds N] [--baseline /work/main]
+        [--scenario digits-random10] [--repeats 5] [--seeds N] [--jobs N]
+        [--baseline /work/main]
 """
 
 from __future__ import annotations
@@ -192,10 +196,12 @@ def main() -> None:
         rows.append((wall, *parts(launch, end, json.loads(timings_file.read_text()))))
         cpu.append(used)
         loads.append(loadavg())
+        base_wall = f"baseline {baseline[-1]:.2f} s, " if baseline else ""
+        print(f"repeat {len(rows)}: {base_wall}this {wall:.2f} s; load {loads[-1]}", flush=True)
 
     wall = statistics.median(r[0] for r in rows)
     print(
-        f"warm `mu-bench submit {args.method} -s {args.scenario}` ({n_seeds} seeds), "
+        f"warm `mu-bench {' '.join(submit[:-1])}` ({n_seeds} seeds), "
         f"median of {args.repeats}: {wall:.2f} s wall (runs: "
         + ", ".join(f"{r[0]:.2f}" for r in rows)
         + f"), {statistics.median(cpu):.2f} s CPU (all its processes)"
