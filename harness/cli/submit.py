@@ -1,7 +1,7 @@
 """`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record.
 
-Ordered for a short wall clock (a warm digits submit: about 7 s here, see
-`benchmarks/submit_breakdown.py`): the checks that need no torch come first; then, before
+Ordered for a short wall clock (a warm digits submit: 0.65x main's side by side on a
+loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks that need no torch come first; then, before
 torch is imported here, the two helper processes start, so that their imports overlap
 this process's own: the fork server (CPU runs; its torch import is the long pole, seed 0
 waits for it) and the store writer (`leaderboard/recorder.py`, MLflow). Each seed is
