@@ -1,12 +1,13 @@
 """`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record.
 
 Ordered for a short wall clock (a warm digits submit: 0.65x main's side by side on a
-loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks that need no torch come first; then, before
-torch is imported here, the two helper processes start, so that their imports overlap
-this process's own: the fork server (CPU runs; its torch import is the long pole, seed 0
-waits for it) and the store writer (`leaderboard/recorder.py`, MLflow). Each seed is
-scored while the next one runs (`evaluate.Scorer`), and the process leaves without the
-interpreter's shutdown (`main.fast_exit`).
+loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks
+that need no torch come first; then, before torch is imported here, the two helper
+processes start, so that their imports overlap this process's own: the fork server
+(CPU runs; its torch import is the long pole, seed 0 waits for it) and the store writer
+(`leaderboard/recorder.py`, MLflow). Each seed is scored while the next one runs
+(`evaluate.Scorer`), and the process leaves without the interpreter's shutdown
+(`main.fast_exit`).
 """
 
 from __future__ import annotations
