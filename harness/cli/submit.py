@@ -67,6 +67,14 @@ def submit(
     ] = None,
     param: ParamOpt = None,
     no_preset: NoPresetOpt = False,
+    preset: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--preset",
+            help="A preset file or name (`mu-bench tune` writes them) instead of the "
+            "built-in preset; --param still wins.",
+        ),
+    ] = None,
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
@@ -90,6 +98,10 @@ def submit(
     marks = {"submit": time.time()}
     show_progress()
     use_data_root(data_root)
+    if preset is not None and no_preset:
+        from ..errors import UsageError
+
+        raise UsageError("--preset and --no-preset exclude each other: give one")
     loaded, entry = precheck(method, scenario, seeds, budget)
     devices.check_name(device)
     remote = check_executor(executor, jobs)[0] != "local"
@@ -121,6 +133,7 @@ def submit(
                 budget,
                 param,
                 no_preset,
+                preset,
                 device,
                 keep_work,
                 jobs,
@@ -160,6 +173,7 @@ class _Request:
     budget: str | None
     param: list[str] | None
     no_preset: bool
+    preset: str | None
     device: str
     keep_work: bool
     jobs: int | None
@@ -186,7 +200,14 @@ def _stages(
 
     params = parse_params(req.param or [])
     sub = plan(
-        req.method, req.scenario, req.seeds, req.budget, params, not req.no_preset, entry=req.entry
+        req.method,
+        req.scenario,
+        req.seeds,
+        req.budget,
+        params,
+        not req.no_preset,
+        req.preset,
+        entry=req.entry,
     )
     device = resolve_device(req.device)
     runs_on = make_executor(req.executor, req.jobs, device)

@@ -48,6 +48,9 @@ class Report:
     # evaluation, figures.
     timings: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
+    # Where `params` came from (`submission.presets`) and the preset's provenance.
+    params_source: str = "defaults"
+    params_provenance: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
