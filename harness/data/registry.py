@@ -18,8 +18,10 @@ from . import cifar, digits, mnist1d
 from .dataset import DataConfig, Dataset, DatasetBuilder
 
 DATASETS: dict[str, DatasetBuilder] = {
-    "digits": DatasetBuilder(digits.build_digits, summary=digits.SUMMARY),
-    "mnist1d": DatasetBuilder(mnist1d.build_mnist1d, mnist1d.Mnist1dOptions, mnist1d.SUMMARY),
+    "digits": DatasetBuilder(digits.build_digits, summary=digits.SUMMARY, cacheable=True),
+    "mnist1d": DatasetBuilder(
+        mnist1d.build_mnist1d, mnist1d.Mnist1dOptions, mnist1d.SUMMARY, cacheable=True
+    ),
     **{
         name: DatasetBuilder(
             cifar.builder(name),
@@ -62,3 +64,8 @@ def options(config: DataConfig) -> Any:
 
 def build_dataset(config: DataConfig, seed: int) -> Dataset:
     return DATASETS[config.dataset].build(config, seed)
+
+
+def cacheable(config: DataConfig) -> bool:
+    """Whether the dataset may be kept in the artifact cache (see `DatasetBuilder`)."""
+    return DATASETS[config.dataset].cacheable
