@@ -67,3 +67,6 @@ class DatasetBuilder:
     # (`prepare` checks them against the loaded data).
     input_shape: tuple[int, ...] = ()
     num_classes: int = 0
+    # Small and built from no files of its own: `prepare` keeps the built tensors in the
+    # artifact cache, so that a cache hit skips the builder (and its imports).
+    cacheable: bool = False

@@ -19,7 +19,11 @@ from .dataset import DataConfig, Dataset, DatasetBuilder
 
 DATASETS: dict[str, DatasetBuilder] = {
     "digits": DatasetBuilder(
-        digits.build_digits, summary=digits.SUMMARY, input_shape=(1, 8, 8), num_classes=10
+        digits.build_digits,
+        summary=digits.SUMMARY,
+        input_shape=(1, 8, 8),
+        num_classes=10,
+        cacheable=True,
     ),
     "mnist1d": DatasetBuilder(
         mnist1d.build_mnist1d,
@@ -27,6 +31,7 @@ DATASETS: dict[str, DatasetBuilder] = {
         mnist1d.SUMMARY,
         input_shape=(1, 40),
         num_classes=10,
+        cacheable=True,
     ),
     **{
         name: DatasetBuilder(
@@ -78,3 +83,8 @@ def signature(config: DataConfig) -> tuple[tuple[int, ...], int]:
 
 def build_dataset(config: DataConfig, seed: int) -> Dataset:
     return DATASETS[config.dataset].build(config, seed)
+
+
+def cacheable(config: DataConfig) -> bool:
+    """Whether the dataset may be kept in the artifact cache (see `DatasetBuilder`)."""
+    return DATASETS[config.dataset].cacheable

@@ -42,6 +42,9 @@ def describe(
     dataset: str | None = None,
     forget_rule: str | None = None,
     model_specs: tuple[dict[str, Any], ...] = (),
+    preset_name: str | None = None,
+    preset_values: dict[str, Any] | None = None,
+    candidates: tuple[dict[str, Any], ...] = (),
     limits: Limits | None = None,
     work: Path | None = None,
 ) -> MethodInfo:
@@ -56,6 +59,9 @@ def describe(
         dataset=dataset,
         forget_rule=forget_rule,
         model_specs=tuple(model_specs),
+        preset_name=preset_name,
+        preset_values=None if preset_values is None else dict(preset_values),
+        candidates=tuple(candidates),
     )
     limits = limits or Limits(**INSPECT_LIMITS)
     folder = (work or work_root()) / f"inspect-{method.name}-{uuid.uuid4().hex[:8]}"
@@ -70,6 +76,8 @@ def describe(
             raise InspectionFailed("invalid", f"malformed description: {exc}") from None
         if info.name != method.name:
             raise InspectionFailed("invalid", f"described as '{info.name}', not '{method.name}'")
+        if len(info.candidate_problems) != len(request.candidates):
+            raise InspectionFailed("invalid", "not every candidate parameter set was checked")
         return info
     finally:
         shutil.rmtree(folder, ignore_errors=True)

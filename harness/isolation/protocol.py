@@ -170,9 +170,11 @@ class InspectRequest:
     """Describe a method without running it: import the plugin (in a sandboxed worker,
     never in the harness), apply the preset for `dataset`/`forget_rule` (when
     `use_preset`), validate `params` (the user's, strings or JSON values) and call
-    `output_spec` on each of `model_specs` (`ModelSpec.to_dict`). The answer is a
-    `MethodInfo` in `output/method.json`. No inputs, no seed, nothing timed but the
-    whole inspection."""
+    `output_spec` on each of `model_specs` (`ModelSpec.to_dict`). `preset_values` (a
+    preset file's, read by the harness) replace the built-in preset, named
+    `preset_name`; each of `candidates` (a parameter set, e.g. a search space's ends)
+    is validated alone, without preset. The answer is a `MethodInfo` in
+    `output/method.json`. No inputs, no seed, nothing timed but the whole inspection."""
 
     kind: ClassVar[str] = "inspect"
     method: MethodRef
@@ -182,13 +184,18 @@ class InspectRequest:
     forget_rule: str | None = None
     model_specs: tuple[dict[str, Any], ...] = ()
     device: str = "cpu"  # the worker's start path only: an inspection does no tensor work
+    preset_name: str | None = None
+    preset_values: dict[str, Any] | None = None
+    candidates: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_specs", tuple(self.model_specs))
+        object.__setattr__(self, "candidates", tuple(self.candidates))
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["model_specs"] = list(self.model_specs)
+        doc["candidates"] = list(self.candidates)
         doc.update(kind=self.kind, schema_version=SCHEMA_VERSION)
         return doc
 
@@ -242,6 +249,12 @@ class MethodInfo:
     # (the scenario's spec, the spec the method returns for it) pairs
     output_specs: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()
     problem: str | None = None
+    # The shipped preset file fair tuning derived the applied preset from (its
+    # `preset_sources` entry; the harness reads the file itself), if any.
+    preset_source: str | None = None
+    search_space: dict[str, str] = field(default_factory=dict)  # field -> `--space` text
+    # One per `InspectRequest.candidates`: None (valid) or the validation message.
+    candidate_problems: tuple[str | None, ...] = ()
 
     MAX_TEXT: ClassVar[int] = 20_000
 
@@ -260,6 +273,7 @@ class MethodInfo:
         doc = asdict(self)
         doc["fields"] = list(doc["fields"])
         doc["output_specs"] = [list(pair) for pair in self.output_specs]
+        doc["candidate_problems"] = list(self.candidate_problems)
         if self.train_fields is not None:
             doc["train_fields"] = list(self.train_fields)
         return {**doc, "schema_version": SCHEMA_VERSION}
@@ -284,8 +298,24 @@ class MethodInfo:
         for key in ("summary", "fields_text", "train_version"):
             if key in body:
                 text(key)
-        for key in ("preset", "default_budget", "problem"):
+        for key in ("preset", "default_budget", "problem", "preset_source"):
             text(key, optional=True)
+        space = body.get("search_space", {})
+        if not (
+            isinstance(space, dict)
+            and len(space) <= 1000
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in space.items())
+        ):
+            raise ProtocolError("method info: search_space is not an object of strings")
+        checked = body.get("candidate_problems", [])
+        if not (
+            isinstance(checked, list | tuple)
+            and all(c is None or isinstance(c, str) for c in checked)
+        ):
+            raise ProtocolError("method info: candidate_problems is not a list of messages")
+        body["candidate_problems"] = tuple(
+            None if c is None else c[: cls.MAX_TEXT] for c in checked
+        )
         if body.get("reads", "both") not in ("none", "forget", "retain", "both"):
             raise ProtocolError(f"method info: reads {body.get('reads')!r} is not valid")
         if body.get("scope", "any") not in ("any", "class"):

@@ -109,10 +109,20 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         info = MethodInfo(name, problem=f"method '{name}' is {cls!r}, not a subclass of Method")
         _write_json(folder / OUTPUT / METHOD_INFO, info.to_json())
         return WorkerResult("ok", time.perf_counter() - start)
-    preset, merged = None, {}
-    if request.use_preset and request.dataset is not None:
+    preset, merged, source = None, {}, None
+    if request.preset_values is not None:  # a preset file's, instead of the built-in one
+        preset, merged = request.preset_name, dict(request.preset_values)
+    elif request.use_preset and request.dataset is not None:
         preset, merged = cls.preset_for(request.dataset, request.forget_rule or "")
+        source = cls.preset_sources.get(preset) if preset is not None else None
     merged.update(request.params)
+    checked: list[str | None] = []
+    for candidate in request.candidates:
+        try:
+            instantiate(cls, name, dict(candidate))
+            checked.append(None)
+        except UsageError as exc:
+            checked.append(str(exc))
     problem, params, specs = None, {}, []
     try:
         method = instantiate(cls, name, merged)
@@ -150,6 +160,9 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         has_training_stage=has_training_stage(cls),
         output_specs=tuple(specs),
         problem=problem,
+        preset_source=None if source is None else str(source),
+        search_space={str(k): str(v) for k, v in dict(cls.search_space).items()},
+        candidate_problems=tuple(checked),
     )
     _write_json(folder / OUTPUT / METHOD_INFO, info.to_json())
     return WorkerResult("ok", time.perf_counter() - start)

@@ -1,12 +1,15 @@
 """Stage 1, plan: validate everything a submission needs before any compute.
 
-Scenario, method, hyperparameters (the preset for the scenario's setting, then
-`--param`), seeds, budget and resource limits: each is checked here and a problem is a
+Scenario, method, hyperparameters (the preset for the scenario's setting, or a preset
+file given with `--preset`, then `--param`; where they came from is kept, see
+`presets`), seeds, budget and resource limits: each is checked here and a problem is a
 `UsageError` naming what is valid, before any data is loaded or model trained, so bad
 input writes nothing. The method is described by a sandboxed worker (`describe`: the
-harness never imports plugin code), for the scenario's architecture, which is known
-from the scenario alone (`scenario_spec`), so the architecture the method returns is
-resolved here too. The result, a `Submission`, is plain data the later stages take.
+harness never imports plugin code; a preset file's values travel in the request, and the
+worker names the shipped file a built-in preset came from), for the scenario's
+architecture, which is known from the scenario alone (`scenario_spec`), so the
+architecture the method returns is resolved here too. The result, a `Submission`, is
+plain data the later stages take.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .. import registry
 from ..errors import UsageError
 from ..isolation.protocol import Limits, MethodInfo, MethodRef
 from ..scenario import LimitsConfig, Scenario, load
+from . import presets
 
 if TYPE_CHECKING:
     from ..models.spec import ModelSpec
@@ -36,6 +40,10 @@ class Submission:
     budget: str | float | None  # seconds, "N%" of retrain time, or None for the default
     limits: LimitsConfig = LimitsConfig()  # the scenario's, `--memory` applied
     require_sandbox: bool = False  # refuse to run a job where the kernel offers none
+    # Where the parameters came from (`presets`: defaults, preset, fair-tuning, user) and
+    # the preset's provenance, when it has one.
+    params_source: str = "defaults"
+    provenance: dict[str, Any] | None = None
 
     def worker_limits(self, budget: float, **clock: float) -> Limits:
         """The limits every job of this submission runs under (`budget`: seconds)."""
@@ -113,9 +121,13 @@ def describe_method(
     use_preset: bool = True,
     limits: LimitsConfig | None = None,
     require_sandbox: bool = False,
+    *,
+    preset: tuple[str, dict[str, Any]] | None = None,
+    candidates: tuple[dict[str, Any], ...] = (),
 ) -> MethodInfo:
-    """The method's sandboxed description, for `scenario` when given (its preset, its
-    architecture); raises UsageError when the plugin cannot be imported or described."""
+    """The method's sandboxed description, for `scenario` when given (its preset, or
+    `preset`'s (name, values) instead; its architecture), each of `candidates` validated
+    alone; raises UsageError when the plugin cannot be imported or described."""
     from ..isolation.describe import INSPECT_LIMITS, InspectionFailed, describe
 
     caps = limits or LimitsConfig()
@@ -127,6 +139,9 @@ def describe_method(
             dataset=scenario.data.dataset if scenario else None,
             forget_rule=scenario.forget.rule if scenario else None,
             model_specs=(scenario_spec(scenario).to_dict(),) if scenario else (),
+            preset_name=preset[0] if preset else None,
+            preset_values=preset[1] if preset else None,
+            candidates=candidates,
             limits=Limits(
                 **INSPECT_LIMITS,
                 memory_bytes=caps.memory,
@@ -144,6 +159,23 @@ def describe_method(
         ) from None
 
 
+def precheck(
+    method_name: str,
+    scenario_ref: str | Scenario,
+    seeds: int | None = None,
+    budget: str | None = None,
+) -> tuple[Scenario, registry.MethodEntry]:
+    """The checks that need no plugin import (nor torch): the scenario (returned, loaded),
+    the method's name (its entry returned), seeds and budget. `plan` makes them too; the
+    CLI makes them first, so that bad input starts no helper process."""
+    scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
+    entry = registry.get(method_name)
+    if seeds is not None and seeds < 1:
+        raise UsageError(f"--seeds {seeds}: give at least 1")
+    parse_budget(budget)
+    return scenario, entry
+
+
 def plan(
     method_name: str,
     scenario_ref: str | Scenario,
@@ -151,15 +183,23 @@ def plan(
     budget: str | None = None,
     params: dict[str, str] | None = None,
     use_preset: bool = True,
+    preset_file: str | None = None,
     *,
+    entry: registry.MethodEntry | None = None,
     memory: str | int | None = None,
     require_sandbox: bool = False,
 ) -> Submission:
     """Validate everything a submission needs; raises UsageError naming what is valid.
     `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`;
-    `memory` overrides the scenario's worker memory cap ("6 GiB", bytes)."""
+    `preset_file` a preset's path or name (`presets.load`), instead of the built-in one;
+    `entry`, the method's registry entry when `precheck` has looked it up; `memory`
+    overrides the scenario's worker memory cap ("6 GiB", bytes)."""
     scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
-    entry = registry.get(method_name)
+    entry = entry if entry is not None and entry.name == method_name else registry.get(method_name)
+    source, provenance, from_file = "defaults", None, None
+    if preset_file is not None:
+        name, values, source, provenance = _from_file(preset_file, method_name, scenario)
+        from_file = (name, values)
     if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds {seeds}: give at least 1")
     parsed_budget = parse_budget(budget)
@@ -171,9 +211,18 @@ def plan(
             limits = limits.model_copy(update={"memory": parse_size(memory)})
         except ValueError as exc:
             raise UsageError(f"--memory: {exc}") from None
-    info = describe_method(entry, scenario, params, use_preset, limits, require_sandbox)
+    info = describe_method(
+        entry, scenario, params, use_preset, limits, require_sandbox, preset=from_file
+    )
     if info.problem:
         raise UsageError(info.problem)
+    if from_file is None and info.preset is not None:
+        source = "preset"
+        if info.preset_source is not None:
+            provenance = _builtin_provenance(method_name, info.preset_source)
+            source = provenance.get("source", "preset")
+    if params:
+        source = "user" if source == "defaults" else f"{source}+user"
     if info.default_budget is not None:
         try:
             parse_budget(info.default_budget)
@@ -192,4 +241,37 @@ def plan(
         parsed_budget,
         limits,
         require_sandbox,
+        source,
+        provenance,
     )
+
+
+def _from_file(ref: str, method_name: str, scenario: Scenario):
+    """(name, values, source, provenance) of a preset file, checked against the request."""
+    doc = presets.load(ref)
+    if doc["method"] != method_name:
+        raise UsageError(
+            f"preset {ref} is for method '{doc['method']}', not '{method_name}': give a "
+            f"preset made by `mu-bench tune {method_name}`"
+        )
+    provenance = doc["provenance"]
+    tuned_on = (provenance.get("tuning_set") or {}).get("scenario_hash")
+    if tuned_on is not None and tuned_on == scenario.content_hash:
+        raise UsageError(
+            f"preset {ref} was tuned on this scenario's own forget set: score it on the "
+            "scenario it was tuned for, whose forget set it never saw"
+        )
+    source = presets.FAIR if provenance.get("source") == presets.FAIR else "user"
+    return doc.get("name") or ref, dict(doc["params"]), source, provenance
+
+
+def _builtin_provenance(method_name: str, name: str) -> dict[str, Any]:
+    """The provenance of the shipped preset file `name` (a method's `preset_sources`
+    entry, as its worker reported it: only a shipped file's name is read)."""
+    shipped = presets.builtin_names()
+    if name not in shipped:
+        raise UsageError(
+            f"method '{method_name}' names '{name}' in its preset_sources, which is not a "
+            f"preset shipped in mu_bench/presets/ ({', '.join(shipped) or 'none'})"
+        )
+    return presets.load_builtin(name)["provenance"]
