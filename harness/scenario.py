@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .data import registry as data_registry
 from .data.dataset import DataConfig
@@ -76,6 +76,12 @@ class Scenario(_Section):
     lira: LiraConfig = LiraConfig()
     budget: BudgetConfig
     submit: SubmitConfig = SubmitConfig()
+    # The TOML text it was parsed from (the store keeps it beside each submission).
+    _source: str = PrivateAttr("")
+
+    @property
+    def source_text(self) -> str:
+        return self._source
 
     @model_validator(mode="after")
     def _lira_needs_gold(self) -> Scenario:
@@ -118,6 +124,7 @@ def parse(text: str, origin: str) -> Scenario:
     ):
         if problem:
             raise UsageError(f"scenario file {origin} is invalid:\n  {problem}")
+    scenario._source = text
     return scenario
 
 

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mu_bench.evaluation.catalogue import BOARD, FALLBACK, METHOD_PREFIX, RANK_BY, STAGE_SHOWN
+from mu_bench.evaluation.catalogue import (
+    BOARD,
+    FALLBACK,
+    METHOD_PREFIX,
+    RANK_BY,
+    STAGE_SHOWN,
+    bare,
+)
 
 from . import store
 
@@ -27,6 +34,8 @@ COLUMNS = {
     "in_scope": "tags.mu_bench.in_scope",
     "version": "tags.mu_bench.version",
     "params": "tags.mu_bench.params",
+    "preset": "tags.mu_bench.preset",
+    "overrides": "tags.mu_bench.overrides",  # absent from runs recorded before it existed
 }
 # Stage metrics are columns only when some submission has them, then the numbers
 # methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
@@ -60,7 +69,8 @@ def scenarios(uri: str) -> list[str]:
 
 def load(uri: str, scenario: str) -> pd.DataFrame:
     """All submissions to one scenario as a DataFrame (empty if there are none), with
-    `mlflow.search_runs`' columns (run_id, start_time, metrics.*, params.*, tags.*).
+    `mlflow.search_runs`' columns (run_id, start_time, metrics.*, params.*, tags.*), the
+    metrics under their bare names (`score`, whether stored as `1_headline/score` or not).
 
     Through an explicit client: the fluent `mlflow.search_runs` needs
     `mlflow.set_tracking_uri`, which also sets `MLFLOW_TRACKING_URI` in this process's
@@ -87,8 +97,9 @@ def load(uri: str, scenario: str) -> pd.DataFrame:
                 "status": run.info.status,
                 "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
             }
+            metrics = {bare(k): v for k, v in run.data.metrics.items()}
             for prefix, values in (
-                ("metrics", run.data.metrics),
+                ("metrics", metrics),
                 ("params", run.data.params),
                 ("tags", run.data.tags),
             ):
@@ -104,6 +115,10 @@ def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=["rank", *COLUMNS, *BOARD, "run_id"])
     df = pd.DataFrame({name: runs.get(col) for name, col in COLUMNS.items()})
+    # "5/8": seeds ok out of seeds run, as numbers too.
+    counts = df["seeds"].fillna("0/0").astype(str).str.partition("/")
+    df["seeds_ok"] = pd.to_numeric(counts[0], errors="coerce").astype("Int64")
+    df["seeds_total"] = pd.to_numeric(counts[2], errors="coerce").astype("Int64")
     for m in (*BOARD, *extra_metrics(runs)):
         df[m] = runs.get(f"metrics.{m}")
         if f"metrics.{m}_std" in runs:

@@ -8,7 +8,17 @@ import sys
 import traceback
 
 from ..errors import MuBenchError
-from . import board, download, listing, prepare, server, submit  # noqa: F401  (registers)
+from . import (  # noqa: F401  (registers the commands)
+    board,
+    check,
+    download,
+    listing,
+    new,
+    prepare,
+    server,
+    show,
+    submit,
+)
 from .app import app, err
 
 
