@@ -368,7 +368,11 @@ def check_is_method_with_docstring(s: Subject) -> tuple[Status, str]:
     (`mu-bench methods` shows that line)."""
     import inspect
 
-    cls = s.method_class()
+    from .method import Method
+
+    cls = s.cls
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        return "fail", f"{s.entry.value} is not a Method subclass: subclass mu_bench.api.Method"
     doc = inspect.getdoc(cls) if cls.__doc__ else None
     if not doc or not doc.strip():
         return "fail", "the class has no docstring: its first line is the summary `methods` shows"

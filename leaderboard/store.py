@@ -182,6 +182,9 @@ HEADLINE = (
 )
 
 
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+
+
 def _column(metric: str) -> str:
     return f"metrics.`{stored(metric)}`"
 
@@ -192,11 +195,19 @@ def view_state(rank_by: str) -> str:
     from mu_bench.evaluation.catalogue import CATALOGUE
 
     ascending = CATALOGUE[rank_by].direction == "lower"
+    columns = [_column(m) for m in dict.fromkeys((rank_by, *HEADLINE))]
     state = {
         "searchFilter": SUBMISSIONS,
         "orderByKey": _column(rank_by),
         "orderByAsc": ascending,
-        "selectedColumns": [_column(m) for m in dict.fromkeys((rank_by, *HEADLINE))],
+        "selectedColumns": columns,
+        # The run name first, then the ranking metric and the headline ones, wide enough
+        # for their grouped names (MLflow's table ids for its own columns).
+        "columnOrder": [RUN_NAME_COLUMN, *columns],
+        "columnWidths": {
+            RUN_NAME_COLUMN: 260,
+            **{_column(m): 40 + 7 * len(stored(m)) for m in (rank_by, *HEADLINE)},
+        },
         "runsHiddenMode": "SHOW_ALL",
     }
     return json.dumps(state, separators=(",", ":"))

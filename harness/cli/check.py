@@ -44,11 +44,13 @@ def check(
     runner: exit 1 when a check fails."""
     from rich.table import Table
 
+    from .. import registry
     from ..device import resolve_device
     from ..method import parse_params
     from ..scenario import load
     from ..testing import CHECK_SCENARIO, yield_checks
 
+    registry.get(method)  # an unknown name is bad input (exit 2), not a failed check
     params = parse_params(param or [])
     if scenario is not None:
         load(scenario)  # a bad name or file is a usage error (exit 2), before any check
