@@ -209,8 +209,11 @@ def board_rows(df: pd.DataFrame, wide: bool = False) -> Board:
     return Board(rows, notes)
 
 
-def rich_table(title: str, board: Board) -> Table:
+def rich_table(title: str, board: Board):
+    """The board as a rich table, its footnotes below it."""
     from rich import box
+    from rich.console import Group
+    from rich.text import Text
 
     # A rule under the header only, no outer padding: every character for the columns.
     table = Table(
@@ -219,15 +222,13 @@ def rich_table(title: str, board: Board) -> Table:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
-        caption="; ".join(board.notes) or None,
-        caption_justify="left",
     )
     for col in board.rows[0] if board.rows else ["#", "method", "params"]:
         left = col in ("method", "params", "status", "run")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for row in board.rows:
         table.add_row(*row.values())
-    return table
+    return Group(table, *(Text(note, style="dim") for note in board.notes))
 
 
 def markdown(board: Board) -> str:

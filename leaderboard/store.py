@@ -220,10 +220,20 @@ def rank_metric_of(metrics: Mapping[str, float]) -> str:
     return next((m for m in RANK_BY if m in metrics), FALLBACK)
 
 
-def publish_view(c, exp, rank_by: str) -> None:
+def publish_view(c, exp, rank_by: str, *, downgrade: bool = True) -> None:
     """Mark `exp` (an MLflow Experiment) as model training and save the board's view on
-    it, where either is missing or out of date."""
+    it, where either is missing or out of date. Without `downgrade`, a view ranked by a
+    metric earlier in `RANK_BY` (score_norm, score) than `rank_by` is kept: a failed or
+    one-seed submission does not re-rank a board by its fallback."""
+    from mu_bench.evaluation.catalogue import FALLBACK, RANK_BY
+
     tags = dict(exp.tags or {})
+    order = [*RANK_BY, FALLBACK]
+    if not downgrade and VIEW_TAG in tags:
+        current = json.loads(tags[VIEW_TAG]).get("orderByKey", "")
+        better = [m for m in order if _column(m) == current]
+        if better and order.index(better[0]) < order.index(rank_by):
+            rank_by = better[0]
     wanted = {KIND_TAG: MODEL_TRAINING, VIEW_TAG: view_state(rank_by)}
     for key, value in wanted.items():
         if tags.get(key) != value:
@@ -406,7 +416,9 @@ def record(
     # to `--json`'s one document.
     with _lock(uri), contextlib.redirect_stdout(sys.stderr):
         exp_id = _experiment_id(c, uri, report.scenario)
-        publish_view(c, c.get_experiment(exp_id), rank_metric_of(report.metrics))
+        publish_view(
+            c, c.get_experiment(exp_id), rank_metric_of(report.metrics), downgrade=False
+        )
         common = {
             "mu_bench.method": report.method,
             "mu_bench.scenario": report.scenario,
