@@ -416,9 +416,7 @@ def record(
     # to `--json`'s one document.
     with _lock(uri), contextlib.redirect_stdout(sys.stderr):
         exp_id = _experiment_id(c, uri, report.scenario)
-        publish_view(
-            c, c.get_experiment(exp_id), rank_metric_of(report.metrics), downgrade=False
-        )
+        publish_view(c, c.get_experiment(exp_id), rank_metric_of(report.metrics), downgrade=False)
         common = {
             "mu_bench.method": report.method,
             "mu_bench.scenario": report.scenario,

@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (registers the commands)
     board,
     check,
     download,
+    grid,
     listing,
     new,
     prepare,

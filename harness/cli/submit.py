@@ -16,6 +16,8 @@ from ..scenario import DEFAULT_SCENARIO
 from .app import (
     DataRootOpt,
     DeviceOpt,
+    ExecutorOpt,
+    JobsOpt,
     JsonOpt,
     NoPresetOpt,
     ParamOpt,
@@ -49,6 +51,8 @@ def submit(
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = None,
     keep_work: Annotated[bool, typer.Option(help="Keep the workers' scratch folders.")] = False,
     figures: Annotated[
         bool, typer.Option(help="Draw the submission's figures and log them to its run.")
@@ -60,6 +64,7 @@ def submit(
     from mu_bench.leaderboard.render import report_table
 
     from ..device import resolve_device
+    from ..isolation.executor import close, for_prepare, make_executor
     from ..method import parse_params
     from ..submission.evaluate import evaluate
     from ..submission.execute import execute
@@ -73,9 +78,14 @@ def submit(
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
     device = resolve_device(device)
+    runs_on = make_executor(executor, jobs, device)
 
     clock = time.perf_counter()
-    art = prepare(sub.scenario, device)
+    try:
+        art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
+    except BaseException:
+        close(runs_on)
+        raise
     timings = {"prepare_seconds": time.perf_counter() - clock}
     say(
         f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
@@ -86,9 +96,10 @@ def submit(
     store.open_in_background(uri)
     work = work_folder(sub)
     try:
-        execution = execute(sub, art, device, work)
+        execution = execute(sub, art, device, work, runs_on)
         evaluation = evaluate(sub, art, execution, device, timings)
     finally:
+        close(runs_on)
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
@@ -99,7 +110,7 @@ def submit(
 
             drawn = submission_figures(Path(tmp), evaluation, art)
         figures_seconds = time.perf_counter() - clock
-        report = store.record(evaluation.report, uri, figures=drawn)
+        report = store.record(evaluation.report, uri, figures=drawn, key=store.key_of(sub, device))
     if os.environ.get(TIMINGS_ENV):
         stages = {
             **report.timings,
