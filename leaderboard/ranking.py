@@ -7,8 +7,9 @@ where the scenario has a forget-quality ceiling, by `score_norm` = score / ceili
 which orders submissions with the same N exactly as `score` does and stays comparable
 when N differs (raw F rises as N falls). Ties, and the submissions without F, are
 ordered by `avg_gap` (SalUn's mean absolute gap to the gold models over UA, RA, TA and
-MIA-efficacy; lower is better). Submissions with no successful seed stay on the board,
-below the ranked ones, with their status.
+MIA-efficacy; lower is better). Without a ceiling, submissions rank by raw `score` only
+beside others with the same N (`seed_groups`): the board's usual N first. Submissions
+with no successful seed stay on the board, below the ranked ones, with their status.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ def rank_metric(df: pd.DataFrame) -> str:
         if name in df and df[name].notna().any():
             return name
     return FALLBACK
+
+
+def forget_n(df: pd.DataFrame) -> pd.Series:
+    """The N that each row's forget quality F was computed from (its models, else its
+    successful seeds)."""
+    n = df.get("forget_quality_models")
+    ok = df["seeds_ok"].astype("Float64")
+    return ok if n is None else pd.to_numeric(n, errors="coerce").fillna(ok)
+
+
+def seed_groups(df: pd.DataFrame, metric: str) -> pd.Series:
+    """The group each scored row ranks within. Raw `score` is comparable only between
+    submissions whose F has the same N (F rises as N falls), so on a board without a
+    ceiling the rows rank within their N: the board's most common N first, then larger
+    N before smaller. `score_norm` is comparable across N: one group."""
+    if metric != "score":
+        return pd.Series(0, index=df.index)
+    n = forget_n(df)
+    usual = n.mode().max() if n.notna().any() else None
+    return n.map(lambda v: (0, 0) if v == usual else (1, -(v if pd.notna(v) else 0)))
 
 
 def extra_metrics(runs: pd.DataFrame) -> list[str]:
@@ -132,7 +153,9 @@ def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     scored = df[df[metric].notna()] if metric != FALLBACK else df.iloc[:0]
     rest = df.drop(scored.index)
     if len(scored):
-        scored = scored.sort_values([metric, FALLBACK], ascending=[False, True])
+        scored = scored.assign(_group=seed_groups(scored, metric))
+        scored = scored.sort_values(["_group", metric, FALLBACK], ascending=[True, False, True])
+        scored = scored.drop(columns="_group")
     by_gap = rest[rest[FALLBACK].notna()].sort_values(FALLBACK)
     unranked = rest[rest[FALLBACK].isna()].sort_values("start_time", ascending=False)
     ranked = pd.concat([scored, by_gap])

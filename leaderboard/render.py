@@ -202,6 +202,14 @@ def board_rows(df: pd.DataFrame, wide: bool = False) -> Board:
     notes = []
     if rank_by == "score_norm" and not wide:
         notes.append("score norm = score / ceiling: comparable across seeds (N)")
+    if rank_by == "score":
+        from .ranking import forget_n
+
+        ns = forget_n(df[df["score"].notna()]).dropna()
+        if ns.nunique() > 1:
+            order = sorted(ns.unique(), key=lambda v: (v != ns.mode().max(), -v))
+            groups = ", then ".join(f"N={v:.0f}" for v in order)
+            notes.append(f"score compares only equal N (no ceiling): ranked within N, {groups}")
     if FEWER_SEEDS in marks:
         notes.append(f"{FEWER_SEEDS} fewer seeds than this board's usual {usual}")
     if OUT_OF_SCOPE in marks:
@@ -292,9 +300,36 @@ def csv_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def report_table(report):
+TRACEBACK_LINES = 30  # the tail of a traceback the console shows: where it failed
+
+
+def _tracebacks(report) -> list:
+    """The failed seeds' tracebacks, one block per distinct text (eight seeds failing the
+    same way print once), each cut to its last `TRACEBACK_LINES` lines."""
+    from rich.text import Text
+
+    groups: dict[str, list] = {}
+    for s in report.seeds:
+        if s.status != "ok" and (s.traceback or s.error):
+            groups.setdefault((s.traceback or s.error).rstrip(), []).append(s)
+    blocks = []
+    for text, seeds in groups.items():
+        names = ", ".join(str(s.seed) for s in seeds)
+        statuses = "/".join(dict.fromkeys(s.status for s in seeds))
+        lines = text.splitlines()
+        head = f"seed{'s' * (len(seeds) > 1)} {names} ({statuses}): traceback"
+        if len(lines) > TRACEBACK_LINES:
+            head += f", last {TRACEBACK_LINES} of {len(lines)} lines"
+            lines = lines[-TRACEBACK_LINES:]
+        blocks += [Text(head, style="bold"), Text("\n".join(lines))]
+    return blocks
+
+
+def report_table(report, extras: bool = True):
     """The summary printed after a submission: the method beside gold and original, then
-    one line per failed seed."""
+    one line per failed seed. With `extras` (what `submit` prints; `show` lays these out
+    itself), also the parameters used, after the preset, and the failed seeds'
+    tracebacks."""
     from rich.console import Group
     from rich.text import Text
 
@@ -345,7 +380,11 @@ def report_table(report):
         )
     for name in sorted(k for k in m if k.startswith(METHOD_PREFIX) and not k.endswith("_std")):
         table.add_row(name, _cell(name, m[name], m.get(f"{name}_std")))
-    parts = [table]
+    parts: list = [table]
+    if extras:
+        preset = f"preset {report.preset}" if report.preset else "no preset"
+        used = labels.pairs(report.params) or "none"
+        parts.append(Text(f"parameters used ({preset}): {used}"))
     failed = [s for s in report.seeds if s.status != "ok"]
     if failed:
         seeds = Table(title="seeds that failed", title_justify="left")
@@ -355,7 +394,9 @@ def report_table(report):
             first = (s.error or "").strip().splitlines()[0] if s.error else ""
             seeds.add_row(str(s.seed), s.status, first)
         parts.append(seeds)
+        if extras:
+            parts.extend(_tracebacks(report))
         if report.run_id:
-            parts.append(f"tracebacks: mu-bench show {report.run_id[:8]}")
+            parts.append(Text(f"the whole submission: mu-bench show {report.run_id[:8]}"))
     parts.extend(Text(f"note: {note}") for note in report.notes)  # no markup: "[gold]"
     return Group(*parts)

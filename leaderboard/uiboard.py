@@ -4,7 +4,8 @@
 table (MLflow's shared view state, `store.view_state`: submissions only, sorted by the
 board's ranking metric, the headline metrics as visible columns) and returns, per
 scenario, the link that opens it (`#/experiments/ID/runs?viewStateShareKey=...`).
-`serve` starts a light `mlflow server` on the store (one worker, MLflow's job runner off:
+`charts_link` opens the same runs as MLflow's charts, to compare them. `serve` starts a
+light `mlflow server` on the store (one worker, MLflow's job runner off:
 `server.start_mlflow`), measures how long it takes to answer, prints the links, and
 stops it on Ctrl-C or SIGTERM. With MLflow's defaults (four workers, job runner on) the
 UI took 34 s to answer here and held 3.2 GB; light, 13 s and 0.5 GB (ENVIRONMENT.md).
@@ -28,6 +29,20 @@ def link(base_url: str, experiment_id: str) -> str:
     """The link that opens an experiment on the board's saved view of its runs table."""
     query = f"viewStateShareKey={quote(store.VIEW_KEY)}&workflowType=machine_learning"
     return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def charts_link(board_link: str) -> str:
+    """The same view as charts, to compare runs: a section per metric group, the headline
+    first (`catalogue.stored`), a bar per submission in the board's order."""
+    return board_link + "&compareRunsMode=CHART"
+
+
+def link_lines(links: dict[str, str]) -> list[str]:
+    """What `mu-bench ui` prints per scenario: the ranked table, then its charts."""
+    lines = []
+    for name, address in links.items():
+        lines += [f"  {name}: {address}", f"  {name} (charts): {charts_link(address)}"]
+    return lines
 
 
 def publish(uri: str, base_url: str) -> dict[str, str]:
@@ -80,8 +95,8 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         show(f"MLflow UI on {url} (first answer after {answered:.1f} s)")
-        for name, address in links.items():
-            show(f"  {name}: {address}")
+        for line in link_lines(links):
+            show(line)
         if not links:
             show("  no submissions yet: `mu-bench submit finetune`, then reload")
         say("Ctrl-C stops it")

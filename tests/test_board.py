@@ -300,3 +300,55 @@ def test_ranking_reads_runs_recorded_before_groups(tmp_path):
     board = ranking.table(ranking.load(uri, SCENARIO))
     assert list(board["method"]) == ["old-method", "finetune"]
     assert board["score_norm"].tolist() == pytest.approx([0.9, new.metrics["score_norm"]])
+
+
+def test_without_a_ceiling_score_ranks_within_n():
+    """Raw score is only comparable at one N: a 3-seed submission with a higher score
+    still ranks below the 8-seed ones, and the board says why."""
+    import pandas as pd
+
+    rows = []
+    for method, n, score in (("a", 8, 0.05), ("b", 3, 0.30), ("c", 8, 0.10), ("d", 2, 0.2)):
+        rows.append(
+            {
+                "run_id": method * 8,
+                "start_time": 0,
+                "tags.mu_bench.method": method,
+                "tags.mu_bench.status": "ok",
+                "tags.mu_bench.seeds_ok": f"{n}/{n}",
+                "tags.mu_bench.params": "{}",
+                "metrics.score": score,
+                "metrics.forget_quality": score,
+                "metrics.forget_quality_models": float(n),
+                "metrics.avg_gap": 0.01,
+            }
+        )
+    board = ranking.table(pd.DataFrame(rows))
+    assert list(board["method"]) == ["c", "a", "b", "d"]
+    notes = render.board_rows(board).notes
+    assert any("ranked within N, N=8, then N=3, then N=2" in n for n in notes), notes
+    assert any("fewer seeds" in n for n in notes)
+
+
+def test_submit_summary_shows_parameters_and_tracebacks():
+    from rich.console import Console
+
+    long = "Traceback (most recent call last):\n" + "".join(
+        f'  File "m.py", line {i}\n' for i in range(60)
+    )
+    report = make("fisher-forgetting", {"alpha": 1e-6}, failed=3)
+    seeds = list(report.seeds)
+    seeds[-1] = SeedReport(7, "crashed", error="killed", traceback=long + "MemoryError")
+    from dataclasses import replace
+
+    console = Console(width=100, record=True)
+    console.print(render.report_table(replace(report, seeds=tuple(seeds))))
+    text = console.export_text()
+    assert "parameters used (preset digits): alpha=1e-06" in text
+    assert "seeds 5, 6 (error): traceback" in text  # one block for a shared traceback
+    assert 'File "m.py", line 3' in text and "RuntimeError: boom" in text
+    assert "seed 7 (crashed): traceback, last 30 of 62 lines" in text
+    assert "MemoryError" in text and "line 0\n" not in text
+    console = Console(width=100, record=True)
+    console.print(render.report_table(report, extras=False))  # `show` prints its own
+    assert "traceback" not in console.export_text()

@@ -137,8 +137,8 @@ def ui(
     store.check_uri(uri)
     if uri.startswith(("http://", "https://")):
         # A running server: nothing to start; save the views there and link to them.
-        for name, link in uiboard.publish(uri, uri).items():
-            out.print(f"{name}: {link}", markup=False, soft_wrap=True)
+        for line in uiboard.link_lines(uiboard.publish(uri, uri)):
+            out.print(line.strip(), markup=False, soft_wrap=True)
         return
     uiboard.serve(
         uri, port, workers, say, lambda text: out.print(text, markup=False, soft_wrap=True)

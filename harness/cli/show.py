@@ -126,7 +126,7 @@ def show(
             first,
         )
     out.print(seeds)
-    out.print(report_table(report))
+    out.print(report_table(report, extras=False))
     for seed, text in tracebacks.items():
         out.print(f"\n--- seed {seed}: traceback ---", style="bold")
         out.print(text or "(none recorded)", markup=False, highlight=False)
