@@ -6,14 +6,18 @@ starts (alternating, so both see the same machine load):
 - after: `mu-bench ui` (one worker, job runner off, the board's views saved first).
 
 For each: seconds from the command's start to the UI's first answer (`/health`, HTTP
-200), then, once it answers, the processes in its tree and their resident memory.
+200), then, once it answers (or at `--limit`, when it has not), the processes in its
+tree and their resident memory. A start that never answers within `--limit` counts as
+infinitely slow in the median: on a loaded machine uvicorn kills MLflow's default four
+workers when they miss its health pings while starting, and starts them again.
 
-    .venv/bin/python benchmarks/ui_startup.py [--repeats 3]
+    .venv/bin/python benchmarks/ui_startup.py [--repeats 3] [--limit 180]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import statistics
@@ -58,8 +62,8 @@ def tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def one_start(cmd: list[str], port: int) -> tuple[float, int, float]:
-    """(seconds to the first answer, processes, resident MiB)."""
+def one_start(cmd: list[str], port: int, limit: float) -> tuple[float, int, float]:
+    """(seconds to the first answer, or inf; processes; resident MiB)."""
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -71,13 +75,14 @@ def one_start(cmd: list[str], port: int) -> tuple[float, int, float]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while not answered(url):
+        seconds = math.inf
+        while time.perf_counter() - start < limit:
+            if answered(url):
+                seconds = time.perf_counter() - start
+                break
             if proc.poll() is not None:
                 raise RuntimeError(f"{cmd[2:4]} exited with {proc.returncode}")
-            if time.perf_counter() - start > 300:
-                raise RuntimeError(f"{cmd[2:4]} did not answer in 300 s")
             time.sleep(0.2)
-        seconds = time.perf_counter() - start
         time.sleep(2)  # workers that start after the first answer count too
         procs = tree(proc.pid)
         rss = 0
@@ -99,6 +104,7 @@ def one_start(cmd: list[str], port: int) -> tuple[float, int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit", type=float, default=180, help="seconds to wait for an answer")
     args = parser.parse_args()
     from tests.test_board import REPORTS
 
@@ -111,7 +117,7 @@ def main() -> None:
         names = list(commands(uri, 0))
         for name in names if i % 2 == 0 else reversed(names):
             port = free_port()
-            results.setdefault(name, []).append(one_start(commands(uri, port)[name], port))
+            results.setdefault(name, []).append(one_start(commands(uri, port)[name], port, args.limit))
             s, n, mb = results[name][-1]
             print(f"  {name}: {s:.1f} s, {n} processes, {mb:.0f} MiB", flush=True)
     print(f"\n{len(REPORTS)} submissions, {args.repeats} starts each, medians:")
@@ -119,7 +125,9 @@ def main() -> None:
     for name, rows in results.items():
         s, n, mb = (statistics.median(col) for col in zip(*rows, strict=True))
         medians[name] = (s, mb)
-        print(f"{name:40} first answer {s:5.1f} s   {n:3.0f} processes   {mb:6.0f} MiB")
+        missed = sum(math.isinf(r[0]) for r in rows)
+        late = f" ({missed} of {len(rows)} never answered in {args.limit:.0f} s)" if missed else ""
+        print(f"{name:40} first answer {s:5.1f} s   {n:3.0f} processes   {mb:6.0f} MiB{late}")
     (b_s, b_mb), (a_s, a_mb) = medians.values()
     print(f"after / before: time {a_s / b_s:.2f}x, memory {a_mb / b_mb:.2f}x")
 
