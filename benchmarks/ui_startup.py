@@ -117,7 +117,9 @@ def main() -> None:
         names = list(commands(uri, 0))
         for name in names if i % 2 == 0 else reversed(names):
             port = free_port()
-            results.setdefault(name, []).append(one_start(commands(uri, port)[name], port, args.limit))
+            results.setdefault(name, []).append(
+                one_start(commands(uri, port)[name], port, args.limit)
+            )
             s, n, mb = results[name][-1]
             print(f"  {name}: {s:.1f} s, {n} processes, {mb:.0f} MiB", flush=True)
     print(f"\n{len(REPORTS)} submissions, {args.repeats} starts each, medians:")

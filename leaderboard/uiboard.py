@@ -7,8 +7,10 @@ scenario, the link that opens it (`#/experiments/ID/runs?viewStateShareKey=...`)
 `charts_link` opens the same runs as MLflow's charts, to compare them. `serve` starts a
 light `mlflow server` on the store (one worker, MLflow's job runner off:
 `server.start_mlflow`), measures how long it takes to answer, prints the links, and
-stops it on Ctrl-C or SIGTERM. With MLflow's defaults (four workers, job runner on) the
-UI took 34 s to answer here and held 3.2 GB; light, 13 s and 0.5 GB (ENVIRONMENT.md).
+stops it on Ctrl-C or SIGTERM. `benchmarks/ui_startup.py`, on two loaded cores: the old
+`mlflow ui` with MLflow's defaults answered after 155 s (15 processes, 1.7 GiB),
+`mu-bench ui` after 59 s (3 processes, 0.7 GiB); on a quiet machine 34 s / 3.2 GiB
+against 13 s / 0.5 GiB (ENVIRONMENT.md).
 """
 
 from __future__ import annotations
