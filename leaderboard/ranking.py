@@ -37,6 +37,10 @@ COLUMNS = {
     "params": "tags.mu_bench.params",
     "preset": "tags.mu_bench.preset",
     "overrides": "tags.mu_bench.overrides",  # absent from runs recorded before it existed
+    # Where the parameters came from (defaults, preset, fair-tuning, user) and the
+    # preset's provenance (`submission.presets`); absent on older records.
+    "params_from": "tags.mu_bench.params_source",
+    "params_provenance": "tags.mu_bench.params_provenance",
 }
 # Stage metrics are columns only when some submission has them, then the numbers
 # methods report themselves (`method.<name>`, e.g. SISA's shards retrained).

@@ -110,10 +110,19 @@ def _json_obj(text: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+# Where a submission's parameters came from (`submission.presets`), as the board says it.
+_SHORT_SOURCE = {"fair-tuning": "tuned", "fair-tuning+user": "tuned+user"}
+
+
+def _source(value: Any) -> str:
+    return "-" if _missing(value) else _SHORT_SOURCE.get(value, str(value))
+
+
 def param_labels(df: pd.DataFrame, width: int = PARAM_WIDTH) -> list[str]:
-    """One short label per row: the overrides (`lr=0.05`), the preset's name when there
-    are none (`digits`, or `defaults`), a hash of all parameters when they do not fit;
-    rows of one method that would share a label get their hashes instead."""
+    """One short label per row: `tuned` (or `tuned+user`) for a fair-tuned preset, else
+    the overrides (`lr=0.05`), the preset's name (`digits`) or `defaults`; a hash of all
+    parameters when they do not fit; rows of one method that would share a label get
+    their hashes."""
     rows = []
     for _, r in df.iterrows():
         params = _json_obj(r.get("params")) or {}
@@ -125,7 +134,11 @@ def param_labels(df: pd.DataFrame, width: int = PARAM_WIDTH) -> list[str]:
                 k: v for k, v in params.items() if len({json.dumps(o.get(k)) for o in others}) > 1
             }
         text = labels.short(params, overrides, width)
-        if not text:
+        if str(r.get("params_from", "")).startswith("fair-tuning"):
+            # A tuned preset differs from the built-in one everywhere: say where it came
+            # from (`show RUN` prints the values).
+            text = _source(r.get("params_from"))
+        elif not text:
             preset = r.get("preset")
             text = preset if isinstance(preset, str) and preset else "defaults"
         rows.append((r["method"], text, params, str(r.get("version", ""))))
@@ -180,6 +193,7 @@ def board_rows(df: pd.DataFrame, wide: bool = False) -> Board:
         }
         failed = _missing(r.get(rank_by)) and _missing(r.get(FALLBACK))
         if wide:
+            row["from"] = _source(r.get("params_from"))
             row["status"] = r["status"]
         row["seeds"] = f"{r['seeds']}{FEWER_SEEDS if fewer else ''}"
         f, ceiling = r.get("forget_quality"), r.get("forget_quality_ceiling")
@@ -232,7 +246,7 @@ def rich_table(title: str, board: Board):
         collapse_padding=True,
     )
     for col in board.rows[0] if board.rows else ["#", "method", "params"]:
-        left = col in ("method", "params", "status", "run")
+        left = col in ("method", "params", "from", "status", "run")
         table.add_column(col, justify="left" if left else "right", no_wrap=True)
     for row in board.rows:
         table.add_row(*row.values())
@@ -281,6 +295,8 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
             "params": _json_obj(r.get("params")) or {},
             "preset": r.get("preset") or None,
             "overrides": _json_obj(r.get("overrides")),
+            "params_from": None if _missing(r.get("params_from")) else r.get("params_from"),
+            "params_provenance": _json_obj(r.get("params_provenance")),
             "run_id": r["run_id"],
         }
         doc.update({m: _plain(r.get(m)) for m in metrics})
@@ -296,6 +312,8 @@ def csv_frame(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         for d in docs:
             d["params"] = json.dumps(d["params"], sort_keys=True)
             d["overrides"] = None if d["overrides"] is None else json.dumps(d["overrides"])
+            prov = d["params_provenance"]
+            d["params_provenance"] = None if prov is None else json.dumps(prov, sort_keys=True)
         frames.append(pd.DataFrame(docs).assign(scenario=name))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

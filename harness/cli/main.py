@@ -19,6 +19,7 @@ from . import (  # noqa: F401  (registers the commands)
     server,
     show,
     submit,
+    tune,
 )
 from .app import app, err
 

@@ -163,5 +163,7 @@ def evaluate(
         timings=all_timings,
         overrides=_overrides(sub),
         scenario_toml=sub.scenario.source_text,
+        params_source=sub.params_source,
+        params_provenance=sub.provenance,
     )
     return Evaluation(report, outputs, across)

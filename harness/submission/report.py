@@ -53,6 +53,9 @@ class Report:
     overrides: dict[str, Any] = field(default_factory=dict)
     # The scenario file's text, logged beside the submission.
     scenario_toml: str = ""
+    # Where `params` came from (`submission.presets`) and the preset's provenance.
+    params_source: str = "defaults"
+    params_provenance: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
