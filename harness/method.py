@@ -28,6 +28,10 @@ Class-level declarations (not hyperparameters):
   "150%" so that the oracle runs its whole recipe on any scenario.
 - `scope`: "any", or "class" for methods that only claim class forgetting; on a
   random-forgetting scenario they still run and the leaderboard marks them out of scope.
+- `ignores_seed`: True for a method that returns the same model whatever its seed, on
+  purpose (`noop`, a closed-form update). Its N models are one point mass, so its
+  forget quality is 0 by the challenge's rule; `mu-bench check` warns about it, and
+  fails a method that ignores its seed without declaring it.
 - `output_spec(spec)`: the architecture the method returns, when it is not the
   scenario's (an ensemble, say). The harness rebuilds that architecture from the spec
   and loads the returned weights into it; anything else is an `invalid` result.
@@ -65,6 +69,7 @@ class Method(BaseModel):
 
     reads: ClassVar[Reads] = "both"
     scope: ClassVar[Scope] = "any"
+    ignores_seed: ClassVar[bool] = False
     # Values for a setting, applied over the field defaults (the papers' values): keyed by
     # dataset ({"digits": {"lr": 0.01}}) or by "<dataset>-<forget rule>" ({"cifar10-class":
     # ...}), which wins over the dataset's key. `--param` wins over both.

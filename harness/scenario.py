@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .data import registry as data_registry
 from .data.dataset import DataConfig
@@ -88,6 +88,12 @@ class Scenario(_Section):
     relearn: RelearnSection = RelearnSection()
     budget: BudgetConfig
     submit: SubmitConfig = SubmitConfig()
+    # The TOML text it was parsed from (the store keeps it beside each submission).
+    _source: str = PrivateAttr("")
+
+    @property
+    def source_text(self) -> str:
+        return self._source
 
     @model_validator(mode="after")
     def _lira_needs_gold(self) -> Scenario:
@@ -130,6 +136,7 @@ def parse(text: str, origin: str) -> Scenario:
     ):
         if problem:
             raise UsageError(f"scenario file {origin} is invalid:\n  {problem}")
+    scenario._source = text
     return scenario
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, Optional
 
 import typer
 
@@ -11,18 +12,129 @@ from ..scenario import DEFAULT_SCENARIO
 from .app import JsonOpt, app, emit_json, out, say
 
 
+def describe(name: str) -> dict:
+    """One method whole: where it comes from, its declarations, its fields (type,
+    default, constraints, description) and its presets per setting."""
+    import inspect
+    import sys as _sys
+
+    from .. import registry
+    from ..method import Method, has_training_stage
+
+    entry = registry.get(name)
+    cls = entry.load()
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise UsageError(f"{entry.value} is not a mu_bench Method subclass")
+    fields = []
+    for field_name, f in cls.model_fields.items():
+        limits = [
+            f"{op} {getattr(m, op)}"
+            for m in f.metadata
+            for op in ("gt", "ge", "lt", "le", "min_length", "max_length")
+            if getattr(m, op, None) is not None
+        ]
+        kind = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        fields.append(
+            {
+                "name": field_name,
+                "type": kind,
+                "default": f.default if f.default_factory is None else f.default_factory(),
+                "constraints": ", ".join(limits),
+                "description": f.description or "",
+            }
+        )
+    module = _sys.modules.get(cls.__module__)
+    return {
+        "name": name,
+        "summary": cls.summary(),
+        "distribution": entry.distribution,
+        "version": entry.version,
+        "entry_point": entry.value,
+        "reads": cls.reads,
+        "scope": cls.scope,
+        "ignores_seed": cls.ignores_seed,
+        "default_budget": cls.default_budget,
+        "training_stage": has_training_stage(cls),
+        "train_fields": list(cls.train_fields) if cls.train_fields is not None else None,
+        "fields": fields,
+        "presets": {k: dict(v) for k, v in cls.presets.items()},
+        "doc": inspect.getdoc(module) or inspect.getdoc(cls) or "",
+    }
+
+
+def _print_method(d: dict) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column(overflow="fold")
+    stage = "no"
+    if d["training_stage"]:
+        keyed = ", ".join(d["train_fields"]) if d["train_fields"] is not None else "all fields"
+        stage = f"yes, cached per seed and {keyed}"
+    for key, value in (
+        ("method", f"{d['name']}: {d['summary']}"),
+        ("from", f"{d['distribution']} {d['version']} ({d['entry_point']})"),
+        ("reads", d["reads"]),
+        (
+            "scope",
+            d["scope"] + ("" if d["scope"] == "any" else " (out of scope on random forgetting)"),
+        ),
+        ("seed", "ignored on purpose: forget quality 0" if d["ignores_seed"] else "used"),
+        ("budget", d["default_budget"] or "the scenario's"),
+        ("training stage", stage),
+    ):
+        head.add_row(key, value)
+    out.print(head)
+    fields = Table(title="fields (--param name=value)", title_justify="left")
+    for col in ("name", "type", "default", "constraints", "description"):
+        fields.add_column(col, overflow="fold")
+    for f in d["fields"]:
+        fields.add_row(f["name"], f["type"], repr(f["default"]), f["constraints"], f["description"])
+    if not d["fields"]:
+        fields.add_row("(none)", "", "", "", "")
+    out.print(fields)
+    presets = Table(
+        title="presets (a setting's values; --no-preset ignores them)", title_justify="left"
+    )
+    presets.add_column("setting")
+    presets.add_column("values", overflow="fold")
+    for key, values in d["presets"].items():
+        presets.add_row(key, ", ".join(f"{k}={v!r}" for k, v in values.items()))
+    if not d["presets"]:
+        presets.add_row("(none)", "the field defaults everywhere")
+    out.print(presets)
+    if d["doc"]:
+        out.print(Text(d["doc"]), soft_wrap=False)
+
+
 @app.command()
 def methods(
+    name: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="One method to describe: fields, defaults, presets, reads, scope."),
+    ] = None,
     load: Annotated[
         bool, typer.Option("--load", help="Import each plugin to check it and show its fields.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List installed methods (from package metadata; nothing is imported without --load)."""
+    """List installed methods (from package metadata; nothing is imported without --load),
+    or describe one (NAME). With --load, exit 1 when a plugin fails to import or is not a
+    Method."""
     from rich.table import Table
 
     from .. import registry
     from ..method import Method
+
+    if name is not None:
+        d = describe(name)
+        if as_json:
+            emit_json(d)
+        else:
+            _print_method(d)
+        return
 
     rows = []
     for name, entry in registry.discover().items():
@@ -45,6 +157,8 @@ def methods(
         rows.append(row)
     if as_json:
         emit_json(rows)
+        if load and any("warning" in r for r in rows):
+            sys.exit(1)
         return
     table = Table(title="mu-bench methods", title_justify="left")
     for col in ("name", "summary", "distribution", "version") + (
@@ -57,6 +171,8 @@ def methods(
             cells += [r.get("reads", "-"), r.get("fields", r.get("warning", ""))]
         table.add_row(*cells)
     out.print(table)
+    if load and any("warning" in r for r in rows):
+        sys.exit(1)
 
 
 @app.command()

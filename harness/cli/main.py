@@ -10,7 +10,19 @@ import sys
 import traceback
 
 from ..errors import MuBenchError
-from . import board, download, grid, listing, prepare, server, submit, tune  # noqa: F401  (registers)
+from . import (  # noqa: F401  (registers the commands)
+    board,
+    check,
+    download,
+    grid,
+    listing,
+    new,
+    prepare,
+    server,
+    show,
+    submit,
+    tune,
+)
 from .app import app, err
 
 
