@@ -78,17 +78,14 @@ def cli_json(*args: str, **kwargs):
 def run_cli(capsys):
     """Run `mu-bench ARGS` in this process (no interpreter start: seconds saved per call
     on a busy machine); returns (exit code, stdout, stderr)."""
-    from mu_bench.cli.main import main
+    from mu_bench.cli.main import run as run_command  # `main` would end the process
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
         argv = sys.argv
         sys.argv = ["mu-bench", *args]
         try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            code = run_command()
         finally:
             sys.argv = argv
         captured = capsys.readouterr()
