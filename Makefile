@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export MU_BENCH_DISABLE_TELEMETRY := true
 
-.PHONY: install run test test-slow postgresql lint leaderboard bench clean
+.PHONY: install run test test-slow postgresql chromium lint leaderboard bench clean
 
 $(STAMP): pyproject.toml Makefile
 	# bubblewrap: the worker sandbox's outer layer (see docs/sandbox.md); without it the
@@ -43,14 +43,21 @@ test: install
 	$(BIN)/pytest -q
 
 # The slow suite starts a real PostgreSQL (Debian's package; CI runs as root on a clean
-# machine), a real MLflow server on it and a Dask cluster, all on 127.0.0.1.
+# machine), a real MLflow server on it and a Dask cluster, all on 127.0.0.1, and opens
+# the MLflow UI in headless Chromium.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q postgresql; }
 
-test-slow: install postgresql
+# The browser test of the MLflow UI (tests/test_ui_browser.py) drives Debian's chromium.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test-slow: install postgresql chromium
 	$(BIN)/pytest -q -m slow
 
 lint: install

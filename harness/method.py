@@ -28,6 +28,10 @@ Class-level declarations (not hyperparameters):
   "150%" so that the oracle runs its whole recipe on any scenario.
 - `scope`: "any", or "class" for methods that only claim class forgetting; on a
   random-forgetting scenario they still run and the leaderboard marks them out of scope.
+- `ignores_seed`: True for a method that returns the same model whatever its seed, on
+  purpose (`noop`, a closed-form update). Its N models are one point mass, so its
+  forget quality is 0 by the challenge's rule; `mu-bench check` warns about it, and
+  fails a method that ignores its seed without declaring it.
 - `output_spec(spec)`: the architecture the method returns, when it is not the
   scenario's (an ensemble, say). The harness rebuilds that architecture from the spec
   and loads the returned weights into it; anything else is an `invalid` result.
@@ -65,6 +69,7 @@ class Method(BaseModel):
 
     reads: ClassVar[Reads] = "both"
     scope: ClassVar[Scope] = "any"
+    ignores_seed: ClassVar[bool] = False
     # Values for a setting, applied over the field defaults (the papers' values): keyed by
     # dataset ({"digits": {"lr": 0.01}}) or by "<dataset>-<forget rule>" ({"cifar10-class":
     # ...}), which wins over the dataset's key. `--param` wins over both.
@@ -146,3 +151,44 @@ def instantiate(cls: type[Method], name: str, params: dict[str, Any]) -> Method:
             f"bad parameter for method '{name}': {problems}. "
             f"Valid parameters: {cls.describe_fields()}"
         ) from None
+
+
+def method_detail(cls: type[Method]) -> dict[str, Any]:
+    """What `mu-bench methods NAME` shows of a method: its declarations, its fields (type,
+    default, constraints, description), its presets per setting and its documentation,
+    as JSON values. Computed in the sandboxed worker that imported the plugin."""
+    import sys
+
+    from pydantic_core import to_jsonable_python
+
+    fields = []
+    for field_name, f in cls.model_fields.items():
+        limits = [
+            f"{op} {getattr(m, op)}"
+            for m in f.metadata
+            for op in ("gt", "ge", "lt", "le", "min_length", "max_length")
+            if getattr(m, op, None) is not None
+        ]
+        kind = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+        fields.append(
+            {
+                "name": field_name,
+                "type": kind,
+                "default": f.default if f.default_factory is None else f.default_factory(),
+                "constraints": ", ".join(limits),
+                "description": f.description or "",
+            }
+        )
+    module = sys.modules.get(cls.__module__)
+    detail = {
+        "reads": cls.reads,
+        "scope": cls.scope,
+        "ignores_seed": cls.ignores_seed,
+        "default_budget": cls.default_budget,
+        "training_stage": has_training_stage(cls),
+        "train_fields": list(cls.train_fields) if cls.train_fields is not None else None,
+        "fields": fields,
+        "presets": {k: dict(v) for k, v in cls.presets.items()},
+        "doc": inspect.getdoc(module) or inspect.getdoc(cls) or "",
+    }
+    return to_jsonable_python(detail, fallback=repr)

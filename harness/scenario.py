@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     model_validator,
 )
@@ -132,6 +133,12 @@ class Scenario(_Section):
     budget: BudgetConfig
     submit: SubmitConfig = SubmitConfig()
     limits: LimitsConfig = LimitsConfig()
+    # The TOML text it was parsed from (the store keeps it beside each submission).
+    _source: str = PrivateAttr("")
+
+    @property
+    def source_text(self) -> str:
+        return self._source
 
     @model_validator(mode="after")
     def _lira_needs_gold(self) -> Scenario:
@@ -174,6 +181,7 @@ def parse(text: str, origin: str) -> Scenario:
     ):
         if problem:
             raise UsageError(f"scenario file {origin} is invalid:\n  {problem}")
+    scenario._source = text
     return scenario
 
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .labels import figure_title
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -37,7 +39,7 @@ def _figure(width: float, height: float, panels: int = 1):
 
     # Fixed margins: a layout engine (constrained, tight) doubles the drawing time.
     fig = Figure(figsize=(width, height), dpi=DPI)
-    fig.subplots_adjust(left=0.1 / panels**0.5, right=0.98, bottom=0.14, top=0.86, wspace=0.28)
+    fig.subplots_adjust(left=0.1 / panels**0.5, right=0.98, bottom=0.14, top=0.8, wspace=0.28)
     return fig, fig.subplots(1, panels, squeeze=False)[0]
 
 
@@ -94,7 +96,7 @@ def _histograms(path: Path, series: dict[str, dict[str, np.ndarray]], title: str
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density")
     ax_loss.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9)
     fig.savefig(path)
     return path
 
@@ -123,7 +125,7 @@ def _roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lira, tit
         ax.set(xlabel="false positive rate", ylabel="true positive rate")
         ax.set_title("LiRA per example: unlearned vs gold models", fontsize=9)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9)
     fig.savefig(path)
     return path
 
@@ -151,7 +153,7 @@ def _strip(path: Path, method: list[dict], gold: list[dict], original: dict, tit
     ax.set_xticks(range(len(ACCURACIES)), [a.replace("_", " ") for a in ACCURACIES])
     ax.set_ylabel("accuracy")
     ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(title, fontsize=9)
     fig.savefig(path)
     return path
 
@@ -161,7 +163,7 @@ def submission_figures(folder: Path, evaluation: Evaluation, art: Artifacts) -> 
     report, outputs = evaluation.report, evaluation.outputs
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"{report.method} on {report.scenario}"
+    title = figure_title(report)  # two lines: who, then the parameters used
     if not outputs:
         return {}
     mine = [_per_example(o, art) for o in outputs.values()]

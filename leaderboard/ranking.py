@@ -7,15 +7,23 @@ where the scenario has a forget-quality ceiling, by `score_norm` = score / ceili
 which orders submissions with the same N exactly as `score` does and stays comparable
 when N differs (raw F rises as N falls). Ties, and the submissions without F, are
 ordered by `avg_gap` (SalUn's mean absolute gap to the gold models over UA, RA, TA and
-MIA-efficacy; lower is better). Submissions with no successful seed stay on the board,
-below the ranked ones, with their status.
+MIA-efficacy; lower is better). Without a ceiling, submissions rank by raw `score` only
+beside others with the same N (`seed_groups`): the board's usual N first. Submissions
+with no successful seed stay on the board, below the ranked ones, with their status.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from mu_bench.evaluation.catalogue import BOARD, FALLBACK, METHOD_PREFIX, RANK_BY, STAGE_SHOWN
+from mu_bench.evaluation.catalogue import (
+    BOARD,
+    FALLBACK,
+    METHOD_PREFIX,
+    RANK_BY,
+    STAGE_SHOWN,
+    bare,
+)
 
 from . import store
 
@@ -28,6 +36,8 @@ COLUMNS = {
     "version": "tags.mu_bench.version",
     "params": "tags.mu_bench.params",
     "sandbox": "tags.mu_bench.sandbox",  # absent on runs recorded before the sandbox
+    "preset": "tags.mu_bench.preset",
+    "overrides": "tags.mu_bench.overrides",  # absent from runs recorded before it existed
     # Where the parameters came from (defaults, preset, fair-tuning, user) and the
     # preset's provenance (`submission.presets`); absent on older records.
     "params_from": "tags.mu_bench.params_source",
@@ -44,6 +54,26 @@ def rank_metric(df: pd.DataFrame) -> str:
         if name in df and df[name].notna().any():
             return name
     return FALLBACK
+
+
+def forget_n(df: pd.DataFrame) -> pd.Series:
+    """The N that each row's forget quality F was computed from (its models, else its
+    successful seeds)."""
+    n = df.get("forget_quality_models")
+    ok = df["seeds_ok"].astype("Float64")
+    return ok if n is None else pd.to_numeric(n, errors="coerce").fillna(ok)
+
+
+def seed_groups(df: pd.DataFrame, metric: str) -> pd.Series:
+    """The group each scored row ranks within. Raw `score` is comparable only between
+    submissions whose F has the same N (F rises as N falls), so on a board without a
+    ceiling the rows rank within their N: the board's most common N first, then larger
+    N before smaller. `score_norm` is comparable across N: one group."""
+    if metric != "score":
+        return pd.Series(0, index=df.index)
+    n = forget_n(df)
+    usual = n.mode().max() if n.notna().any() else None
+    return n.map(lambda v: (0, 0) if v == usual else (1, -(v if pd.notna(v) else 0)))
 
 
 def extra_metrics(runs: pd.DataFrame) -> list[str]:
@@ -65,7 +95,8 @@ def scenarios(uri: str) -> list[str]:
 
 def load(uri: str, scenario: str) -> pd.DataFrame:
     """All submissions to one scenario as a DataFrame (empty if there are none), with
-    `mlflow.search_runs`' columns (run_id, start_time, metrics.*, params.*, tags.*).
+    `mlflow.search_runs`' columns (run_id, start_time, metrics.*, params.*, tags.*), the
+    metrics under their bare names (`score`, whether stored as `1_headline/score` or not).
 
     Through an explicit client: the fluent `mlflow.search_runs` needs
     `mlflow.set_tracking_uri`, which also sets `MLFLOW_TRACKING_URI` in this process's
@@ -92,8 +123,9 @@ def load(uri: str, scenario: str) -> pd.DataFrame:
                 "status": run.info.status,
                 "start_time": pd.to_datetime(run.info.start_time, unit="ms", utc=True),
             }
+            metrics = {bare(k): v for k, v in run.data.metrics.items()}
             for prefix, values in (
-                ("metrics", run.data.metrics),
+                ("metrics", metrics),
                 ("params", run.data.params),
                 ("tags", run.data.tags),
             ):
@@ -109,6 +141,10 @@ def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=["rank", *COLUMNS, *BOARD, "run_id"])
     df = pd.DataFrame({name: runs.get(col) for name, col in COLUMNS.items()})
+    # "5/8": seeds ok out of seeds run, as numbers too.
+    counts = df["seeds"].fillna("0/0").astype(str).str.partition("/")
+    df["seeds_ok"] = pd.to_numeric(counts[0], errors="coerce").astype("Int64")
+    df["seeds_total"] = pd.to_numeric(counts[2], errors="coerce").astype("Int64")
     for m in (*BOARD, *extra_metrics(runs)):
         df[m] = runs.get(f"metrics.{m}")
         if f"metrics.{m}_std" in runs:
@@ -122,7 +158,9 @@ def table(runs: pd.DataFrame, latest_only: bool = True) -> pd.DataFrame:
     scored = df[df[metric].notna()] if metric != FALLBACK else df.iloc[:0]
     rest = df.drop(scored.index)
     if len(scored):
-        scored = scored.sort_values([metric, FALLBACK], ascending=[False, True])
+        scored = scored.assign(_group=seed_groups(scored, metric))
+        scored = scored.sort_values(["_group", metric, FALLBACK], ascending=[True, False, True])
+        scored = scored.drop(columns="_group")
     by_gap = rest[rest[FALLBACK].notna()].sort_values(FALLBACK)
     unranked = rest[rest[FALLBACK].isna()].sort_values("start_time", ascending=False)
     ranked = pd.concat([scored, by_gap])

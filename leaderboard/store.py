@@ -27,8 +27,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mu_bench.errors import UsageError
+from mu_bench.evaluation.catalogue import stored
 from mu_bench.paths import home
 from mu_bench.submission.report import Report
+
+from .labels import pairs, run_name, seed_run_name
 
 EXPERIMENT_PREFIX = "mu-bench/"
 VALID_FORMS = (
@@ -117,6 +120,10 @@ def _open(uri: str):
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from mlflow.tracking import MlflowClient
 
+    from . import artifacts
+
+    artifacts.register()  # `mu-bench:` artifact locations, relative to a SQLite store
+
     with _lock(uri):
         c = MlflowClient(tracking_uri=uri)
         c.search_experiments(max_results=1)
@@ -155,18 +162,102 @@ def client(uri: str):
     return future.result()
 
 
+# MLflow's experiment kind for model training: the UI opens such an experiment on its runs
+# table, not on the GenAI "Overview" page.
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+# A saved view of the runs table (MLflow's "share view" state, an experiment tag):
+# submissions only, ranked, the headline metrics as columns. `ui_link` opens it.
+VIEW_KEY = "mu-bench-board"
+VIEW_TAG = "mlflow.sharedViewState." + VIEW_KEY
+SUBMISSIONS = "tags.mu_bench.kind = 'submission'"
+# The runs table's columns, after the ranking metric.
+HEADLINE = (
+    "forget_quality",
+    "forget_quality_norm",
+    "forget_acc",
+    "retain_acc",
+    "test_acc",
+    "mia_efficacy",
+    "unlearn_seconds",
+)
+
+
+RUN_NAME_COLUMN = "attributes.`Run Name`"
+
+
+def _column(metric: str) -> str:
+    return f"metrics.`{stored(metric)}`"
+
+
+def view_state(rank_by: str) -> str:
+    """The board's view of the runs table, ranked by `rank_by` (as MLflow's UI reads a
+    shared view: its search facets and UI state, as JSON)."""
+    from mu_bench.evaluation.catalogue import CATALOGUE
+
+    ascending = CATALOGUE[rank_by].direction == "lower"
+    columns = [_column(m) for m in dict.fromkeys((rank_by, *HEADLINE))]
+    state = {
+        "searchFilter": SUBMISSIONS,
+        "orderByKey": _column(rank_by),
+        "orderByAsc": ascending,
+        "selectedColumns": columns,
+        # The run name first, then the ranking metric and the headline ones, wide enough
+        # for their grouped names (MLflow's table ids for its own columns).
+        "columnOrder": [RUN_NAME_COLUMN, *columns],
+        "columnWidths": {
+            RUN_NAME_COLUMN: 260,
+            **{_column(m): 40 + 7 * len(stored(m)) for m in (rank_by, *HEADLINE)},
+        },
+        "runsHiddenMode": "SHOW_ALL",
+    }
+    return json.dumps(state, separators=(",", ":"))
+
+
+def rank_metric_of(metrics: Mapping[str, float]) -> str:
+    """The metric a submission's board is ranked by (see `ranking.rank_metric`)."""
+    from mu_bench.evaluation.catalogue import FALLBACK, RANK_BY
+
+    return next((m for m in RANK_BY if m in metrics), FALLBACK)
+
+
+def publish_view(c, exp, rank_by: str, *, downgrade: bool = True) -> None:
+    """Mark `exp` (an MLflow Experiment) as model training and save the board's view on
+    it, where either is missing or out of date. Without `downgrade`, a view ranked by a
+    metric earlier in `RANK_BY` (score_norm, score) than `rank_by` is kept: a failed or
+    one-seed submission does not re-rank a board by its fallback."""
+    from mu_bench.evaluation.catalogue import FALLBACK, RANK_BY
+
+    tags = dict(exp.tags or {})
+    order = [*RANK_BY, FALLBACK]
+    if not downgrade and VIEW_TAG in tags:
+        current = json.loads(tags[VIEW_TAG]).get("orderByKey", "")
+        better = [m for m in order if _column(m) == current]
+        if better and order.index(better[0]) < order.index(rank_by):
+            rank_by = better[0]
+    wanted = {KIND_TAG: MODEL_TRAINING, VIEW_TAG: view_state(rank_by)}
+    for key, value in wanted.items():
+        if tags.get(key) != value:
+            c.set_experiment_tag(exp.experiment_id, key, value)
+
+
 def _experiment_id(c, uri: str, scenario: str) -> str:
     name = experiment_name(scenario)
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    db = sqlite_path(uri)
-    location = (db.parent / "artifacts" / scenario).as_uri() if db else None
+    # On SQLite, artifacts live beside the database under a location relative to it, so
+    # that the store's folder can be moved (`artifacts.py`).
     from mlflow.exceptions import MlflowException
+
+    from . import artifacts
+
+    location = artifacts.location(f"artifacts/{scenario}") if sqlite_path(uri) else None
 
     try:
         return c.create_experiment(
-            name, artifact_location=location, tags={"mu_bench.scenario": scenario}
+            name,
+            artifact_location=location,
+            tags={"mu_bench.scenario": scenario, KIND_TAG: MODEL_TRAINING},
         )
     except MlflowException as exc:
         # Another process created it since we looked: only SQLite has our file lock; a
@@ -178,13 +269,124 @@ def _experiment_id(c, uri: str, scenario: str) -> str:
 
 
 def _finite_metrics(values: dict[str, float], step_time: int):
+    """MLflow metrics under their grouped names (`catalogue.stored`), finite ones only."""
     from mlflow.entities import Metric
 
     return [
-        Metric(k, float(v), step_time, 0)
+        Metric(stored(k), float(v), step_time, 0)
         for k, v in values.items()
         if v is not None and math.isfinite(float(v))
     ]
+
+
+def _source_tags(method: str) -> dict[str, str]:
+    """MLflow's standard tags for where a run came from: the user, the method's source
+    file, and its git commit when that file sits in a git checkout."""
+    import getpass
+    import importlib.util
+    import subprocess
+
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_GIT_COMMIT,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+        MLFLOW_USER,
+    )
+
+    tags = {MLFLOW_SOURCE_TYPE: "LOCAL"}
+    with contextlib.suppress(Exception):
+        tags[MLFLOW_USER] = getpass.getuser()
+    try:
+        from mu_bench import registry
+
+        entry = registry.get(method)
+        tags[MLFLOW_SOURCE_NAME] = entry.value
+        spec = importlib.util.find_spec(entry.module)
+        origin = spec.origin if spec else None
+    except Exception:  # an uninstalled plugin: no source to name
+        return tags
+    if origin:
+        tags[MLFLOW_SOURCE_NAME] = origin
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            done = subprocess.run(
+                ["git", "-C", str(Path(origin).parent), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
+            if done.returncode == 0 and done.stdout.strip():
+                tags[MLFLOW_GIT_COMMIT] = done.stdout.strip()
+    return tags
+
+
+def _note(report: Report) -> str:
+    """The run's description (MLflow's note): the notes, and the parameters used."""
+    lines = [f"- {n}" for n in report.notes]
+    preset = f" (preset `{report.preset}`)" if report.preset else ""
+    params = pairs(report.params) or "none"
+    lines.append(f"- parameters{preset}: `{params}`")
+    return "\n".join(lines)
+
+
+def _scenario_input(report: Report):
+    """The scenario as the run's logged input (MLflow's datasets column)."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    dataset = Dataset(
+        name=report.scenario,
+        digest=report.scenario_hash[:16],
+        source_type="mu-bench-scenario",
+        source=json.dumps({"scenario": report.scenario, "file": "scenario.toml"}),
+        profile=json.dumps({"scenario_hash": report.scenario_hash}),
+    )
+    return DatasetInput(dataset, [InputTag("mlflow.data.context", "evaluation")])
+
+
+def _reference_runs(c, exp_id: str, report: Report, now: int) -> None:
+    """The scenario's constant reference values, logged once per scenario content on the
+    experiment (two runs: the gold models' mean, the original model), not on every
+    submission."""
+    from mlflow.entities import RunTag
+
+    found = c.search_runs(
+        [exp_id],
+        filter_string=(
+            "tags.mu_bench.kind = 'reference' and "
+            f"tags.mu_bench.scenario_hash = '{report.scenario_hash}'"
+        ),
+        max_results=10,
+    )
+    if found:
+        return
+    gold = dict(report.reference.get("gold", {}))
+    gold.update({f"{k}_std": v for k, v in report.reference.get("gold_std", {}).items()})
+    for role, values, name in (
+        ("gold", gold, "reference · gold models (retrain), mean"),
+        ("original", report.reference.get("original", {}), "reference · original model"),
+    ):
+        if not values:
+            continue
+        run = c.create_run(exp_id, run_name=name)
+        tags = [
+            RunTag("mu_bench.kind", "reference"),
+            RunTag("mu_bench.role", role),
+            RunTag("mu_bench.scenario", report.scenario),
+            RunTag("mu_bench.scenario_hash", report.scenario_hash),
+        ]
+        c.log_batch(run.info.run_id, metrics=_finite_metrics(values, now), tags=tags)
+        c.set_terminated(run.info.run_id, "FINISHED")
+
+
+def _log_figures(c, run_id: str, figures: dict[str, Path]) -> None:
+    """Each figure as a file under `figures/`, and as an image keyed by its name, which
+    MLflow's charts view compares across runs."""
+    for name, path in figures.items():
+        c.log_artifact(run_id, str(path), artifact_path="figures")
+        with contextlib.suppress(ImportError):
+            from PIL import Image
+
+            with Image.open(path) as image:
+                c.log_image(run_id, image.convert("RGB"), key=name, synchronous=True)
 
 
 def provenance_tag(provenance: dict[str, Any]) -> str:
@@ -203,34 +405,51 @@ def record(
     """Log a submission: a parent run, one nested run per seed, the figures, and
     `report.json`. The run is created first, so the logged report carries its run id and
     is exactly the document returned (what `--json` prints). `key` (see
-    `submission_key`) is tagged on the parent run for `find_submission`."""
+    `submission_key`) is tagged on the parent run for `find_submission`.
+
+    The run is named by its method, overrides and seeds (`finetune lr=0.05 · 8 seeds`),
+    carries MLflow's standard tags (source, user, git commit, the notes as its
+    description), the scenario file as an artifact and a logged input, metrics under
+    their groups (`catalogue.stored`); the scenario's reference values are logged once
+    per experiment (`_reference_runs`), and the experiment keeps the board's view."""
     import time
     from dataclasses import replace
 
     from mlflow.entities import Param, RunTag
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
     now = int(time.time() * 1000)
     c = client(uri)  # opened under the lock itself
+    name = run_name(report.method, report.params, report.overrides, len(report.seeds))
+    source = _source_tags(report.method)
     # MLflow prints "View run ... at: URL" on stdout for a server store; stdout belongs
     # to `--json`'s one document.
     with _lock(uri), contextlib.redirect_stdout(sys.stderr):
         exp_id = _experiment_id(c, uri, report.scenario)
-        tags = {
-            "mlflow.runName": report.method,
-            "mu_bench.kind": "submission",
+        publish_view(c, c.get_experiment(exp_id), rank_metric_of(report.metrics), downgrade=False)
+        common = {
             "mu_bench.method": report.method,
+            "mu_bench.scenario": report.scenario,
+            "mu_bench.scenario_hash": report.scenario_hash,
+            "mu_bench.params": json.dumps(report.params, sort_keys=True),
+        }
+        tags = {
+            **source,
+            **common,
+            "mlflow.runName": name,
+            MLFLOW_RUN_NOTE: _note(report),
+            "mu_bench.kind": "submission",
             "mu_bench.distribution": report.distribution,
             "mu_bench.version": report.version,
             "mu_bench.status": report.status,
             "mu_bench.seeds_ok": f"{report.seeds_ok}/{len(report.seeds)}",
-            "mu_bench.scenario": report.scenario,
-            "mu_bench.scenario_hash": report.scenario_hash,
             "mu_bench.torch": report.torch_version,
             "mu_bench.device": report.device,
             "mu_bench.harness_version": report.harness_version,
             "mu_bench.reads": report.reads,
             "mu_bench.in_scope": str(report.in_scope).lower(),
             "mu_bench.preset": report.preset or "",
+            "mu_bench.overrides": json.dumps(report.overrides, sort_keys=True),
             "mu_bench.params": json.dumps(report.params, sort_keys=True),
             "mu_bench.sandbox": report.sandbox,
             "mu_bench.params_source": report.params_source,
@@ -239,44 +458,47 @@ def record(
             tags["mu_bench.params_provenance"] = provenance_tag(report.params_provenance)
         if key is not None:
             tags[KEY_TAG] = _checked_key(key)
-        parent = c.create_run(exp_id, tags=tags, run_name=report.method)
+        parent = c.create_run(exp_id, tags=tags, run_name=name)
         run_id = parent.info.run_id
         report = replace(report, run_id=run_id)
-        params = {f"{k}": v for k, v in report.params.items()}
-        params.update(budget_seconds=report.budget_seconds, seeds=len(report.seeds))
-        metrics = dict(report.metrics)
-        for role in ("gold", "original"):
-            for k, v in report.reference.get(role, {}).items():
-                metrics[f"{role}.{k}"] = v
-        c.log_batch(
-            run_id,
-            metrics=_finite_metrics(metrics, now),
-            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
-        )
+        params = [Param(k, str(v)[:6000]) for k, v in report.params.items()]
+        run_params = [
+            *params,
+            Param("budget_seconds", str(report.budget_seconds)),
+            Param("seeds", str(len(report.seeds))),
+        ]
+        c.log_batch(run_id, metrics=_finite_metrics(report.metrics, now), params=run_params)
         c.log_text(run_id, json.dumps(report.to_json(), indent=1, default=str), "report.json")
-        for path in (figures or {}).values():
-            c.log_artifact(run_id, str(path), artifact_path="figures")
+        if report.scenario_toml:
+            c.log_text(run_id, report.scenario_toml, "scenario.toml")
+        c.log_inputs(run_id, datasets=[_scenario_input(report)])
+        _log_figures(c, run_id, figures or {})
         for s in report.seeds:
             child_tags = [
                 RunTag("mlflow.parentRunId", run_id),
                 RunTag("mu_bench.kind", "seed"),
-                RunTag("mu_bench.method", report.method),
                 RunTag("mu_bench.status", s.status),
                 RunTag("mu_bench.seed", str(s.seed)),
+                *(RunTag(k, v) for k, v in common.items()),
+                *(RunTag(k, v) for k, v in source.items()),
             ]
             if s.error:
                 child_tags.append(RunTag("mu_bench.error", s.error[:4000]))
-            child = c.create_run(exp_id, run_name=f"{report.method}/seed-{s.seed}")
+            child = c.create_run(exp_id, run_name=seed_run_name(report.method, s.seed))
             seed_metrics = dict(s.metrics)
             for k in ("unlearn_seconds", "wall_seconds"):
                 if getattr(s, k) is not None:
                     seed_metrics[k] = getattr(s, k)
             c.log_batch(
-                child.info.run_id, metrics=_finite_metrics(seed_metrics, now), tags=child_tags
+                child.info.run_id,
+                metrics=_finite_metrics(seed_metrics, now),
+                params=params,
+                tags=child_tags,
             )
             if s.traceback or s.error:
                 c.log_text(child.info.run_id, (s.traceback or s.error), "error.txt")
             c.set_terminated(child.info.run_id, "FINISHED" if s.status == "ok" else "FAILED")
+        _reference_runs(c, exp_id, report, now)
         c.set_terminated(run_id, "FINISHED" if report.seeds_ok else "FAILED")
     return report
 

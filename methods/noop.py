@@ -11,6 +11,7 @@ class NoOp(Method):
     """Return the original model unchanged (no forgetting: the lower anchor)."""
 
     reads: ClassVar[Reads] = "none"
+    ignores_seed: ClassVar[bool] = True  # every seed returns the original: forget quality 0
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         return task.model

@@ -76,8 +76,9 @@ def test_pbu_never_gets_the_retain_set_and_is_out_of_scope_on_random_forgetting(
     assert {p.name for p in inputs.iterdir()} == {"model.pt", "forget.pt"}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     store.record(report, uri)
-    row = render.leaderboard_rows(ranking.table(ranking.load(uri, "digits-random10")))[0]
-    assert row["status"] == "ok, out of scope"
+    board = render.board_rows(ranking.table(ranking.load(uri, "digits-random10")))
+    assert board.rows[0]["method"] == "pbu" + render.OUT_OF_SCOPE
+    assert any("out of scope" in note for note in board.notes)
 
 
 @pytest.mark.parametrize(

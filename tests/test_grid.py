@@ -36,6 +36,9 @@ def _board(db: Path) -> list[tuple[str, str, str]]:
     if not db.exists():
         return []
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"runs", "tags"} <= tables:  # MLflow is still creating its schema
+            return []
         return conn.execute(
             "SELECT r.run_uuid, r.status, k.value FROM runs r "
             "JOIN tags t ON t.run_uuid = r.run_uuid AND t.key = 'mu_bench.kind' "

@@ -357,14 +357,14 @@ def test_a_normal_method_gives_the_same_numbers_unsandboxed_tagged_unverified(su
     assert off["sandbox"] == "none" and suite.docs["before"]["sandbox"] == MECHANISM
     assert off["seeds"][0]["metrics"] == suite.docs["before"]["seeds"][0]["metrics"]
     board = subprocess.run(
-        [*suite.argv, "-m", "mu_bench", "leaderboard", "digits-class3-hostile", "--all"],
+        [*suite.argv, "-m", "mu_bench", "leaderboard", "digits-class3-hostile", "--all", "--wide"],
         capture_output=True,
         text=True,
         env={**suite.env, "COLUMNS": "400"},  # one line per row: no wrapped status cell
         cwd=suite.folder,
     )
     assert board.returncode == 0, board.stderr[-3000:]
-    rows = [line for line in board.stdout.splitlines() if " finetune " in line]
+    rows = [line for line in board.stdout.splitlines() if " finetune" in line]
     assert len(rows) == 3 and sum("unverified" in r for r in rows) == 1, board.stdout
 
 

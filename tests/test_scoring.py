@@ -186,7 +186,8 @@ def test_cli_logs_figures_and_ranks_by_score(home, tmp_path):
     result = runner.invoke(app, ["leaderboard", SCENARIO, "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "F norm" in runner.invoke(app, ["leaderboard", "--markdown"]).stdout
+    assert "F/ceil" in runner.invoke(app, ["leaderboard", "--markdown"]).stdout
+    assert "F norm" in runner.invoke(app, ["leaderboard", "--markdown", "--wide"]).stdout
     bad = runner.invoke(app, ["leaderboard", SCENARIO, "--plot", str(tmp_path / "board.txt")])
     assert isinstance(bad.exception, UsageError) and ".png" in str(bad.exception)
 

@@ -85,7 +85,7 @@ def test_cli_submit_json_document_and_leaderboard(home):
     doc = cli_json("submit", "finetune", "--seeds", "2", "--param", "epochs=2")
     assert doc["scenario"] == "digits-random10" and doc["method"] == "finetune"
     assert doc["status"] == "ok" and doc["run_id"]
-    assert doc["params"]["epochs"] == 2 and doc["preset"] == "digits"
+    assert doc["params"]["epochs"] == 2 and doc["preset"] == "digits-random"  # fair-tuned
     for key in (
         "forget_acc",
         "retain_acc",

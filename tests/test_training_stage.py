@@ -203,8 +203,8 @@ def test_stage_numbers_reach_the_report_store_and_leaderboard(tmp_path):
     assert m["method.shards_retrained"] == 5  # digit 3 is in every shard
     assert "method.shards_retrained" in sisa.seeds[0].metrics
     board = ranking.table(ranking.load(uri, "digits-class3"))
-    rows = {r["method"]: r for r in render.leaderboard_rows(board)}
-    assert rows["sisa"]["shards retrained"].startswith("5.000")
+    rows = {r["method"]: r for r in render.board_rows(board, wide=True).rows}
+    assert rows["sisa"]["shards retrained"].startswith("5.00")
     assert rows["noop"]["shards retrained"] == "-" and rows["noop"]["train s"] == "-"
     assert "acc lost (train)" in rows["sisa"]
     from rich.console import Console
@@ -214,5 +214,5 @@ def test_stage_numbers_reach_the_report_store_and_leaderboard(tmp_path):
     text = console.export_text()
     assert "trained_acc_drop" in text and "method.shards_retrained" in text
     # a board with no training-stage submission keeps its usual columns
-    only_noop = render.leaderboard_rows(board[board["method"] == "noop"])
+    only_noop = render.board_rows(board[board["method"] == "noop"], wide=True).rows
     assert "train s" not in only_noop[0]

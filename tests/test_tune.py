@@ -181,7 +181,8 @@ def test_the_tuned_preset_is_what_submit_runs_and_the_board_names_it(tiny, tmp_p
     assert row["params_from"] == "fair-tuning"
     assert row["params_provenance"]["study"] == doc["provenance"]["study"]
     assert row["params_provenance"]["tuning_set"] == "class [3], draw 1"
-    assert render.leaderboard_rows(table)[0]["params"] == "tuned"
+    assert render.board_rows(table).rows[0]["params"] == "tuned"
+    assert render.board_rows(table, wide=True).rows[0]["from"] == "tuned"
 
 
 def test_params_source_of_defaults_presets_and_user_values():

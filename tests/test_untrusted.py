@@ -130,11 +130,20 @@ def test_the_board_marks_unsandboxed_runs_unverified():
             "method": ["a", "b", "c"],
             "status": ["ok", "ok", "ok"],
             "seeds": ["1/1"] * 3,
+            "seeds_total": [1] * 3,
+            "score": [0.9, 0.8, 0.7],
+            "params": ["{}"] * 3,
+            "version": ["1"] * 3,
+            "run_id": ["r1", "r2", "r3"],
             "sandbox": ["landlock+bwrap", "none", float("nan")],
         }
     )
-    statuses = [r["status"] for r in render.leaderboard_rows(df)]
-    assert statuses == ["ok", "ok, unverified", "ok, unverified"]
+    board = render.board_rows(df)
+    assert [r["method"] for r in board.rows] == ["a", "b‡", "c‡"]
+    assert any("unverified" in note for note in board.notes)
+    wide = render.board_rows(df, wide=True)
+    assert [r["status"] for r in wide.rows] == ["ok", "ok, unverified", "ok, unverified"]
+    assert [r["sandbox"] for r in render.records(df)] == ["landlock+bwrap", "none", None]
 
 
 def test_the_harness_never_imports_a_plugin():

@@ -1,8 +1,9 @@
-"""`mu-bench leaderboard` and `mu-bench ui`: read the store."""
+"""`mu-bench leaderboard` and `mu-bench ui`: read the store (`show.py`: one submission)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import Annotated, Optional
 
@@ -10,6 +11,22 @@ import typer
 
 from ..errors import UsageError
 from .app import JsonOpt, TrackingOpt, app, emit_json, out, say
+
+BOARD_WIDTH = 100
+
+
+def board_console(wide: bool):
+    """The board's console: at most 100 columns by default ($COLUMNS or the terminal, if
+    narrower); `--wide` is never squeezed (its lines are as long as its columns)."""
+    from rich.console import Console
+
+    columns = os.environ.get("COLUMNS", "")
+    width = int(columns) if columns.isdigit() else None
+    if width is None and sys.stdout.isatty():
+        width = shutil.get_terminal_size().columns
+    if wide:
+        return Console(highlight=False, width=max(width or 0, 300))  # never squeezed
+    return Console(highlight=False, width=min(width or BOARD_WIDTH, BOARD_WIDTH))
 
 
 @app.command()
@@ -20,6 +37,12 @@ def leaderboard(
     ] = None,
     all_runs: Annotated[
         bool, typer.Option("--all", help="Every submission, not only the latest per method.")
+    ] = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Every metric with its spread, status and run id (not 100 columns)."
+        ),
     ] = False,
     tracking_uri: TrackingOpt = None,
     as_json: JsonOpt = False,
@@ -34,9 +57,16 @@ def leaderboard(
         ),
     ] = None,
 ) -> None:
-    """Print the ranked leaderboard of a scenario (or of every scenario)."""
+    """Print the ranked leaderboard of a scenario (or of every scenario): the headline
+    columns in 100 characters, `--wide` for every metric; `mu-bench show RUN` prints one
+    submission whole."""
     from mu_bench.leaderboard import ranking, render, store
 
+    formats = [
+        f for f, on in (("--json", as_json), ("--csv", as_csv), ("--markdown", as_markdown)) if on
+    ]
+    if len(formats) > 1:
+        raise UsageError(f"{' and '.join(formats)} exclude each other: give one of them")
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
     db = store.sqlite_path(uri)
@@ -72,40 +102,44 @@ def leaderboard(
     if as_json:
         emit_json({n: render.records(t) for n, t in tables.items()})
     elif as_csv:
-        import pandas as pd
-
-        frames = [t.assign(scenario=n) for n, t in tables.items()]
-        sys.stdout.write(pd.concat(frames).to_csv(index=False) if frames else "")
+        sys.stdout.write(render.csv_frame(tables).to_csv(index=False))
     elif as_markdown:
-        sys.stdout.write(render.markdown_boards(tables))
+        sys.stdout.write(render.markdown_boards(tables, wide=wide))
     else:
         if not tables:
             say(f"no submissions yet in {uri}; try `mu-bench submit finetune`")
+        console = board_console(wide)
         for n, t in tables.items():
-            out.print(render.rich_table(f"leaderboard: {n}", render.leaderboard_rows(t)))
+            console.print(render.rich_table(f"leaderboard: {n}", render.board_rows(t, wide)))
+        if tables and not wide:
+            say("mu-bench show RUN: one submission whole (run ids: --wide or --json)")
 
 
 @app.command()
 def ui(
     tracking_uri: TrackingOpt = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="MLflow server workers (1, with MLflow's job runner off, answers soonest "
+            "and holds about 0.5 GB).",
+        ),
+    ] = 1,
 ) -> None:
-    """Start the MLflow UI on 127.0.0.1 over the leaderboard store."""
-    from mu_bench.leaderboard import store
+    """Start the MLflow UI on 127.0.0.1 over the leaderboard store and print a link per
+    scenario that opens its ranked runs table (submissions, headline metric columns)."""
+    from mu_bench.leaderboard import store, uiboard
 
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    say(f"MLflow UI on http://127.0.0.1:{port} over {uri}")
-    os.execv(sys.executable, cmd)
+    if uri.startswith(("http://", "https://")):
+        # A running server: nothing to start; save the views there and link to them.
+        for line in uiboard.link_lines(uiboard.publish(uri, uri)):
+            out.print(line.strip(), markup=False, soft_wrap=True)
+        return
+    uiboard.serve(
+        uri, port, workers, say, lambda text: out.print(text, markup=False, soft_wrap=True)
+    )

@@ -10,7 +10,19 @@ import sys
 import traceback
 
 from ..errors import MuBenchError
-from . import board, download, grid, listing, prepare, server, submit, tune  # noqa: F401  (registers)
+from . import (  # noqa: F401  (registers the commands)
+    board,
+    check,
+    download,
+    grid,
+    listing,
+    new,
+    prepare,
+    server,
+    show,
+    submit,
+    tune,
+)
 from .app import app, err
 
 
@@ -40,7 +52,9 @@ def fast_exit(code: int) -> None:
     os._exit(code)
 
 
-def main() -> None:
+def run() -> int:
+    """Run the command in `sys.argv` and return its exit status (tests call this
+    in-process; `main` is what the console script runs)."""
     import logging
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -60,7 +74,11 @@ def main() -> None:
         err.print("internal error (please report it):", style="bold red")
         err.print(traceback.format_exc(), markup=False)
         code = 3
-    fast_exit(code)
+    return code
 
 
-__all__ = ["app", "fast_exit", "main"]
+def main() -> None:
+    fast_exit(run())
+
+
+__all__ = ["app", "fast_exit", "main", "run"]

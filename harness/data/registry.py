@@ -1,6 +1,6 @@
 """Dataset builders by name: each deterministic under the scenario's seed, all offline.
 
-- `digits`: scikit-learn's bundled 1,797 8x8 images, about 30 ms.
+- `digits`: scikit-learn's bundled 1,797 8x8 images (or a stratified subset), about 30 ms.
 - `mnist1d`: generated locally by the `mnist1d` package (`mnist1d.py`), about 2 s.
 - `cifar10`, `cifar100`: torchvision's files under the data root, SalUn's 45k/5k split
   (`cifar.py`); `mu-bench download` fetches them on a machine with internet.
@@ -20,7 +20,8 @@ from .dataset import DataConfig, Dataset, DatasetBuilder
 DATASETS: dict[str, DatasetBuilder] = {
     "digits": DatasetBuilder(
         digits.build_digits,
-        summary=digits.SUMMARY,
+        digits.DigitsOptions,
+        digits.SUMMARY,
         input_shape=(1, 8, 8),
         num_classes=10,
         cacheable=True,

@@ -45,6 +45,7 @@ def describe(
     preset_name: str | None = None,
     preset_values: dict[str, Any] | None = None,
     candidates: tuple[dict[str, Any], ...] = (),
+    detail: bool = False,
     limits: Limits | None = None,
     work: Path | None = None,
 ) -> MethodInfo:
@@ -62,6 +63,7 @@ def describe(
         preset_name=preset_name,
         preset_values=None if preset_values is None else dict(preset_values),
         candidates=tuple(candidates),
+        detail=detail,
     )
     limits = limits or Limits(**INSPECT_LIMITS)
     folder = (work or work_root()) / f"inspect-{method.name}-{uuid.uuid4().hex[:8]}"

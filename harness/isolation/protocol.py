@@ -187,6 +187,7 @@ class InspectRequest:
     preset_name: str | None = None
     preset_values: dict[str, Any] | None = None
     candidates: tuple[dict[str, Any], ...] = ()
+    detail: bool = False  # also `method.method_detail` (what `mu-bench methods NAME` shows)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_specs", tuple(self.model_specs))
@@ -255,6 +256,11 @@ class MethodInfo:
     search_space: dict[str, str] = field(default_factory=dict)  # field -> `--space` text
     # One per `InspectRequest.candidates`: None (valid) or the validation message.
     candidate_problems: tuple[str | None, ...] = ()
+    # The fields' defaults with the scenario's preset applied, used or not (the defaults
+    # where that preset does not validate): what the board's overrides are measured from.
+    standard_params: dict[str, Any] = field(default_factory=dict)
+    # `method.method_detail` when asked for: JSON values, shown, never acted on.
+    detail: dict[str, Any] | None = None
 
     MAX_TEXT: ClassVar[int] = 20_000
 
@@ -313,6 +319,10 @@ class MethodInfo:
             and all(c is None or isinstance(c, str) for c in checked)
         ):
             raise ProtocolError("method info: candidate_problems is not a list of messages")
+        if not isinstance(body.get("standard_params", {}), dict):
+            raise ProtocolError("method info: standard_params is not an object")
+        if not isinstance(body.get("detail") or {}, dict):
+            raise ProtocolError("method info: detail is not an object")
         body["candidate_problems"] = tuple(
             None if c is None else c[: cls.MAX_TEXT] for c in checked
         )

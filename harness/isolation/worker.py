@@ -99,15 +99,15 @@ def _load_method(request: UnlearnRequest | TrainRequest):
 def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
     """Describe the method (see `MethodInfo`); a failed import raises (an `error` result)."""
     from ..errors import UsageError
-    from ..method import Method, has_training_stage, instantiate
+    from ..method import Method, has_training_stage, instantiate, method_detail
     from ..models.spec import ModelSpec
 
     start = time.perf_counter()
     name = request.method.name
     cls = _plugin_class(request)
     if not (isinstance(cls, type) and issubclass(cls, Method)):
-        info = MethodInfo(name, problem=f"method '{name}' is {cls!r}, not a subclass of Method")
-        _write_json(folder / OUTPUT / METHOD_INFO, info.to_json())
+        problem = f"method '{name}' is {cls!r}, not a mu_bench Method subclass"
+        _write_json(folder / OUTPUT / METHOD_INFO, MethodInfo(name, problem=problem).to_json())
         return WorkerResult("ok", time.perf_counter() - start)
     preset, merged, source = None, {}, None
     if request.preset_values is not None:  # a preset file's, instead of the built-in one
@@ -116,6 +116,15 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         preset, merged = cls.preset_for(request.dataset, request.forget_rule or "")
         source = cls.preset_sources.get(preset) if preset is not None else None
     merged.update(request.params)
+    standard: dict[str, Any] = {}
+    if request.dataset is not None:  # the board's overrides are measured from these
+        _, values = cls.preset_for(request.dataset, request.forget_rule or "")
+        for start in (values, {}):  # a preset that does not validate: the defaults
+            try:
+                standard = cls.model_validate(start).model_dump(mode="json")
+                break
+            except ValueError:
+                continue
     checked: list[str | None] = []
     for candidate in request.candidates:
         try:
@@ -163,6 +172,8 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         preset_source=None if source is None else str(source),
         search_space={str(k): str(v) for k, v in dict(cls.search_space).items()},
         candidate_problems=tuple(checked),
+        standard_params=standard,
+        detail=method_detail(cls) if request.detail else None,
     )
     _write_json(folder / OUTPUT / METHOD_INFO, info.to_json())
     return WorkerResult("ok", time.perf_counter() - start)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -139,6 +139,14 @@ def _truncation_notes(method: str, seeds: list[SeedReport]) -> list[str]:
     what = "not the oracle" if method == "retrain" else "not a full run of its recipe"
     stopped = f"{method} stopped at the budget after {done:g} of {planned:g} epochs"
     return [f"{stopped} ({which}): {what}"]
+
+
+def _overrides(sub: Submission) -> dict[str, Any]:
+    """The submission's parameters that differ from the method's defaults with the
+    scenario's preset (whether or not the preset was used), as its sandboxed inspection
+    resolved them (`MethodInfo.standard_params`)."""
+    standard = sub.method.standard_params
+    return {k: v for k, v in sub.params.items() if k in standard and standard[k] != v}
 
 
 def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -270,6 +278,8 @@ def evaluate(
         notes=tuple(notes),
         timings=all_timings,
         sandbox=execution.sandbox,
+        overrides=_overrides(sub),
+        scenario_toml=sub.scenario.source_text,
         params_source=sub.params_source,
         params_provenance=sub.provenance,
     )

@@ -124,6 +124,7 @@ def describe_method(
     *,
     preset: tuple[str, dict[str, Any]] | None = None,
     candidates: tuple[dict[str, Any], ...] = (),
+    detail: bool = False,
 ) -> MethodInfo:
     """The method's sandboxed description, for `scenario` when given (its preset, or
     `preset`'s (name, values) instead; its architecture), each of `candidates` validated
@@ -142,6 +143,7 @@ def describe_method(
             preset_name=preset[0] if preset else None,
             preset_values=preset[1] if preset else None,
             candidates=candidates,
+            detail=detail,
             limits=Limits(
                 **INSPECT_LIMITS,
                 memory_bytes=caps.memory,

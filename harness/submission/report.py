@@ -51,6 +51,12 @@ class Report:
     # The sandbox its workers ran under ("landlock+bwrap", "landlock", "bwrap"; "none":
     # unconfined, shown as unverified on the leaderboard).
     sandbox: str = "none"
+    # The parameters that differ from the method's field defaults with the scenario's
+    # preset applied: what `--param` (or `--no-preset`) changed. Run names and the
+    # leaderboard's parameter label show them.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # The scenario file's text, logged beside the submission.
+    scenario_toml: str = ""
     # Where `params` came from (`submission.presets`) and the preset's provenance.
     params_source: str = "defaults"
     params_provenance: dict[str, Any] | None = None

@@ -1,0 +1,728 @@
+"""Check a method against the plugin contract before submitting it, after scikit-learn's
+`check_estimator`: small named `check_*` functions, run on a tiny built-in scenario
+(`digits-tiny`: 1,000 digits images, a small MLP; prepared once, in about a second once
+warm) through the real stages: `plan` validates the parameters, `execute` runs each seed
+in its own worker under the runner and validates the weights it returns.
+
+    mu-bench check my-method             # a table of pass / warn / fail, exit 1 on a fail
+
+and in the author's own test suite:
+
+    from mu_bench.testing import parametrize_with_checks
+
+    @parametrize_with_checks(["my-method"])
+    def test_mu_bench_contract(check):
+        check()   # raises CheckFailed on a fail, warns CheckWarning on a warning
+
+The checks (`CHECKS`, in order): the method is registered and imports; it is a
+`Method` subclass with a docstring; its declarations (`reads`, `scope`, `ignores_seed`,
+`default_budget`, `train_fields`, `presets`) are well formed; it implements `unlearn`;
+its defaults and every preset validate; then, running it: `unlearn` returns the
+scenario's architecture (or its `output_spec`) with finite weights; it touches only the
+sets it declares; the same seed gives the same model; different seeds give different
+models (a method declaring `ignores_seed` gets a warning: its forget quality will be
+0); given a tiny budget on enough work it stops near the budget; and for a method with a
+training stage, the stage depends on the fields `train_fields` names and on no other.
+
+Cost: four worker runs per method (seeds 0 and 1, seed 0 again, the budget run), each
+well under a second on digits-tiny once the fork server is warm; a training stage adds
+two or three stage runs. The checks of one method share those runs (`Subject`), so
+running them all costs the same as running the slowest one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from .errors import MuBenchError, UsageError
+
+if TYPE_CHECKING:
+    from .isolation.protocol import Outcome
+    from .submission.plan import Submission
+    from .submission.prepare import Artifacts
+
+CHECK_SCENARIO = "digits-tiny"
+Status = Literal["pass", "warn", "fail", "skip"]
+
+# The budget run: the method gets a budget of `expected / 8` seconds, within [BUDGET_MIN,
+# BUDGET_MAX], where `expected` is its unbounded call's time on data tiled (up to
+# MAX_TILED rows) until that takes about BUDGET_WORK seconds; it passes when it returns
+# by itself within `max(SLACK_MIN, budget)` of the budget. A call too quick for that to
+# tell a method that stops from one that does not is skipped.
+BUDGET_MIN, BUDGET_MAX = 0.05, 0.25
+BUDGET_WORK = 2.0
+SLACK_MIN = 0.1
+BUDGET_GRACE = 1.0
+MAX_TILED = 20_000
+
+log = logging.getLogger("mu_bench")
+SEE_RUN = "see check_unlearn_returns_a_valid_model"
+TEMPLATE_MARK = "ONE LINE"  # `mu-bench new`'s placeholder text
+
+
+class CheckFailed(AssertionError):
+    """A check failed (`Check.__call__`)."""
+
+
+class CheckWarning(UserWarning):
+    """A check passed with a warning (`Check.__call__`)."""
+
+
+class _Unavailable(Exception):
+    """What a check needs could not be had: the check is skipped, with this reason."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    status: Status
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status, "detail": self.detail}
+
+
+class Subject:
+    """One method under check: its entry, class and planned submission, and the worker
+    runs its checks share, each made on first use. `scenario` is a built-in name or a
+    .toml path (default `digits-tiny`; a class-scope method gets it with class 3 as its
+    forget set); `params` are `--param` strings."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        scenario: str | None = None,
+        params: dict[str, str] | None = None,
+        use_preset: bool = True,
+        device: str = "cpu",
+    ) -> None:
+        self.name = name
+        self.scenario_ref = scenario or CHECK_SCENARIO
+        self.params = dict(params or {})
+        self.use_preset = use_preset
+        self.device = device
+        self._work: Path | None = None
+        self._runs: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ what it is
+    @cached_property
+    def entry(self):
+        from . import registry
+
+        try:
+            return registry.get(self.name)
+        except UsageError as exc:
+            raise _Unavailable(str(exc)) from None
+
+    @cached_property
+    def cls(self) -> type:
+        try:
+            return self.entry.load()
+        except UsageError as exc:
+            raise _Unavailable(str(exc)) from None
+
+    def method_class(self):
+        from .method import Method
+
+        cls = self.cls
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise _Unavailable(f"{self.entry.value} is not a Method subclass")
+        return cls
+
+    @cached_property
+    def scenario(self):
+        from .data.forget import ForgetConfig
+        from .scenario import load
+
+        scenario = load(self.scenario_ref)
+        if self.scenario_ref == CHECK_SCENARIO and self.method_class().scope == "class":
+            forget = ForgetConfig(rule="class", classes=(3,))
+            name = f"{scenario.name}-class3"
+            scenario = scenario.model_copy(update={"name": name, "forget": forget})
+            scenario._source = ""  # the file's text says random forgetting
+        return scenario
+
+    def plan(self, seeds: int = 2, budget: str | None = None, params=None) -> Submission:
+        from .submission.plan import plan
+
+        self.method_class()
+        try:
+            given = params or self.params
+            return plan(self.name, self.scenario, seeds, budget, given, self.use_preset)
+        except UsageError as exc:
+            raise _Unavailable(f"the method's parameters do not validate: {exc}") from None
+
+    @cached_property
+    def artifacts(self) -> Artifacts:
+        from .submission.prepare import prepare
+
+        return prepare(self.scenario, self.device)
+
+    @property
+    def work(self) -> Path:
+        if self._work is None:
+            from .paths import work_root
+
+            work_root().mkdir(parents=True, exist_ok=True)
+            self._work = Path(tempfile.mkdtemp(prefix=f"check-{self.name}-", dir=work_root()))
+            atexit.register(self.close)
+        return self._work
+
+    def close(self) -> None:
+        """Remove the runs' scratch folder (also done at exit)."""
+        if self._work is not None:
+            shutil.rmtree(self._work, ignore_errors=True)
+            self._work = None
+            self._runs.clear()
+
+    # ------------------------------------------------------------------ runs
+    def _execute(self, key: str, sub: Submission, art: Artifacts | None = None, grace=2.0):
+        """The stages' `execute`, memoised by `key`; each run in its own folder."""
+        if key not in self._runs:
+            from .submission.execute import execute
+
+            art = art or self.artifacts
+            folder = self.work / key
+            self._runs[key] = execute(sub, art, self.device, folder, grace=grace)
+        return self._runs[key]
+
+    def seeds_run(self) -> tuple[Outcome, Outcome]:
+        """Seeds 0 and 1 with the submission's defaults."""
+        execution = self._execute("seeds", self.plan(seeds=2))
+        return execution.outcomes[0], execution.outcomes[1]
+
+    def repeat_run(self) -> Outcome:
+        """Seed 0 again, in a run of its own."""
+        return self._execute("repeat", self.plan(seeds=1)).outcomes[0]
+
+    def natural_seconds(self) -> float:
+        """The unbounded `unlearn()` call's time: the quicker seed's (the first call of a
+        process pays one-off costs)."""
+        times = [o.seconds for o in self.seeds_run() if o.status == "ok" and o.seconds]
+        if not times:
+            raise _Unavailable(f"no seed ran to completion ({SEE_RUN})")
+        return min(times)
+
+    def budget_run(self) -> tuple[Outcome, float, float, int]:
+        """Seed 0 under a tiny budget, its sets tiled `k` times so that the unbounded call
+        would take about `BUDGET_WORK` seconds; returns (outcome, budget, the expected
+        unbounded seconds, k)."""
+        from .method import has_training_stage
+
+        natural = self.natural_seconds()
+        art = self.artifacts
+        k = 1
+        # Tiling would break a training stage's row positions; those run untiled.
+        if not has_training_stage(self.method_class()):
+            rows = len(art.split.forget_idx) + len(art.split.retain_idx)
+            most = max(1, MAX_TILED // rows)
+            k = max(1, min(math.ceil(BUDGET_WORK / max(natural, 1e-3)), most))
+        if k > 1:
+            split = replace(
+                art.split,
+                forget_idx=art.split.forget_idx.repeat(k),
+                retain_idx=art.split.retain_idx.repeat(k),
+            )
+            art = replace(art, split=split)
+        expected = natural * k
+        budget = round(min(max(expected / 8, BUDGET_MIN), BUDGET_MAX), 3)
+        sub = self.plan(seeds=1, budget=str(budget))
+        outcome = self._execute("budget", sub, art, grace=BUDGET_GRACE).outcomes[0]
+        return outcome, budget, expected, k
+
+    def stage_weights(self, key: str, params: dict[str, Any]) -> dict[str, Any] | str:
+        """The training stage's weights for seed 0 with `params`, run now in a private
+        cache (never the shared one); or why it failed."""
+        import torch
+
+        from .cache import Cache
+        from .isolation.executor import SerialExecutor
+        from .submission.training_stage import TrainedMethod, run_training_stage
+
+        if key not in self._runs:
+            sub = self.plan(seeds=1, params=params)
+            folder = self.work / key
+            result = run_training_stage(
+                sub,
+                self.artifacts,
+                self.device,
+                range(1),
+                SerialExecutor(),
+                folder / "jobs",
+                cache=Cache(folder / "cache"),
+            )[0]
+            if isinstance(result, TrainedMethod):
+                self._runs[key] = torch.load(result.weights, weights_only=True)
+            else:
+                self._runs[key] = f"{result.status}: {result.error}"
+        return self._runs[key]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def _failure(o: Outcome) -> str:
+    where = _last_frame(o.traceback)
+    return f"seed {o.seed} ended {o.status}: {_first_line(o.error)}" + (
+        f" ({where})" if where else ""
+    )
+
+
+def _last_frame(tb: str | None) -> str:
+    """'file.py, line N' of the innermost frame of a traceback, to point at the bug."""
+    lines = [ln.strip() for ln in (tb or "").splitlines() if ln.strip().startswith('File "')]
+    if not lines:
+        return ""
+    file, _, rest = lines[-1][len('File "') :].partition('"')
+    return f"{Path(file).name}{rest.split(',')[1] if ',' in rest else ''}".replace("  ", " ")
+
+
+def _weights(o: Outcome) -> dict[str, Any]:
+    import torch
+
+    return torch.load(o.weights, weights_only=True)
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Largest absolute difference between two state dicts (infinite when their
+    shapes differ)."""
+    if set(a) != set(b) or any(a[k].shape != b[k].shape for k in a):
+        return math.inf
+    worst = 0.0
+    for name, x in a.items():
+        y = b[name]
+        if x.is_floating_point():
+            worst = max(worst, float((x.double() - y.double()).abs().max()) if x.numel() else 0.0)
+        elif not bool((x == y).all()):
+            worst = math.inf
+    return worst
+
+
+def _alternative(cls, params: dict[str, Any], name: str) -> Any:
+    """Another valid value for field `name` (None when none is found)."""
+    current = params[name]
+    if isinstance(current, bool):
+        candidates = [not current]
+    elif isinstance(current, int):
+        candidates = [current + 1, current * 2, current - 1]
+    elif isinstance(current, float):
+        candidates = [current * 2, current / 2, current + 0.1, current - 0.1]
+    else:
+        annotation = cls.model_fields[name].annotation
+        candidates = [v for v in get_args(annotation) if isinstance(v, str) and v != current]
+    for value in candidates:
+        try:
+            cls.model_validate({**params, name: value})
+        except Exception:
+            continue
+        if value != current:
+            return value
+    return None
+
+
+# ---------------------------------------------------------------------------- the checks
+
+CheckFunction = Callable[[Subject], tuple[Status, str]]
+CHECKS: list[CheckFunction] = []
+
+
+def _check(fn: CheckFunction) -> CheckFunction:
+    CHECKS.append(fn)
+    return fn
+
+
+@_check
+def check_registered(s: Subject) -> tuple[Status, str]:
+    """The name is registered in the `mu_bench.methods` entry-point group."""
+    e = s.entry
+    return "pass", f"{e.value} from {e.distribution} {e.version}"
+
+
+@_check
+def check_imports(s: Subject) -> tuple[Status, str]:
+    """The entry point imports and names a class."""
+    cls = s.cls
+    if not isinstance(cls, type):
+        return "fail", f"{s.entry.value} is {type(cls).__name__}, not a class"
+    return "pass", f"{cls.__module__}.{cls.__qualname__}"
+
+
+@_check
+def check_is_method_with_docstring(s: Subject) -> tuple[Status, str]:
+    """A `mu_bench.api.Method` subclass whose docstring's first line says what it does
+    (`mu-bench methods` shows that line)."""
+    import inspect
+
+    from .method import Method
+
+    cls = s.cls
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        return "fail", f"{s.entry.value} is not a Method subclass: subclass mu_bench.api.Method"
+    doc = inspect.getdoc(cls) if cls.__doc__ else None
+    if not doc or not doc.strip():
+        return "fail", "the class has no docstring: its first line is the summary `methods` shows"
+    module = inspect.getdoc(inspect.getmodule(cls)) or ""
+    if TEMPLATE_MARK in doc or TEMPLATE_MARK in module:
+        return "warn", (
+            "the docstrings are still `mu-bench new`'s template: say what the method does, "
+            "its paper, the source it follows and each deviation"
+        )
+    return "pass", _first_line(doc)
+
+
+@_check
+def check_declarations(s: Subject) -> tuple[Status, str]:
+    """`reads`, `scope`, `ignores_seed`, `default_budget`, `train_fields` and `presets`
+    are well formed."""
+    from .method import Reads, Scope
+    from .submission.plan import parse_budget
+
+    cls = s.method_class()
+    problems = []
+    if cls.reads not in get_args(Reads):
+        problems.append(f"reads = {cls.reads!r}: give one of {', '.join(get_args(Reads))}")
+    if cls.scope not in get_args(Scope):
+        problems.append(f"scope = {cls.scope!r}: give one of {', '.join(get_args(Scope))}")
+    if not isinstance(cls.ignores_seed, bool):
+        problems.append(f"ignores_seed = {cls.ignores_seed!r}: give True or False")
+    if cls.default_budget is not None:
+        try:
+            parse_budget(str(cls.default_budget))
+        except UsageError:
+            problems.append(
+                f"default_budget = {cls.default_budget!r}: give seconds ('30') or a share of "
+                "the retrain time ('150%')"
+            )
+    if cls.train_fields is not None:
+        unknown = sorted(set(cls.train_fields) - set(cls.model_fields))
+        if unknown:
+            problems.append(f"train_fields names unknown fields {unknown}")
+    if not isinstance(cls.presets, dict) or not all(
+        isinstance(v, dict) for v in cls.presets.values()
+    ):
+        problems.append("presets must be a dict of {setting: {field: value}}")
+    if problems:
+        return "fail", "; ".join(problems)
+    return "pass", f"reads {cls.reads}, scope {cls.scope}" + (
+        ", ignores its seed" if cls.ignores_seed else ""
+    )
+
+
+@_check
+def check_implements_unlearn(s: Subject) -> tuple[Status, str]:
+    """The class overrides `unlearn(self, task)`."""
+    from .method import Method, has_training_stage
+
+    cls = s.method_class()
+    if getattr(cls, "unlearn", Method.unlearn) is Method.unlearn:
+        return "fail", "unlearn(self, task) is not implemented"
+    return "pass", "unlearn" + (" and train" if has_training_stage(cls) else "")
+
+
+@_check
+def check_defaults_validate(s: Subject) -> tuple[Status, str]:
+    """The field defaults validate, and the validated values survive the JSON trip a
+    worker's request takes."""
+    from pydantic import ValidationError
+
+    cls = s.method_class()
+    try:
+        method = cls()
+    except ValidationError as exc:
+        return "fail", f"the defaults do not validate: {exc.errors()[0]['msg']}"
+    dumped = method.model_dump(mode="json")
+    if cls.model_validate(dumped) != method:
+        return "fail", f"the fields do not survive a JSON round trip: {dumped}"
+    return "pass", ", ".join(f"{k}={v}" for k, v in dumped.items()) or "(no fields)"
+
+
+@_check
+def check_presets_validate(s: Subject) -> tuple[Status, str]:
+    """Every preset validates, and every preset key names a dataset (`digits`) or a
+    dataset and forget rule (`cifar10-class`), so that some scenario applies it."""
+    from .data.registry import DATASETS
+    from .method import instantiate
+
+    cls = s.method_class()
+    if not cls.presets:
+        return "pass", "no presets"
+    bad, unknown = [], []
+    for key, values in cls.presets.items():
+        try:
+            instantiate(cls, s.name, dict(values))
+        except UsageError as exc:
+            bad.append(f"{key}: {exc}")
+        dataset, _, rule = key.partition("-") if key not in DATASETS else (key, "", "")
+        for name in DATASETS:
+            if key.startswith(f"{name}-") and key[len(name) + 1 :] in ("random", "class"):
+                dataset, rule = name, key[len(name) + 1 :]
+        if dataset not in DATASETS or rule not in ("", "random", "class"):
+            unknown.append(key)
+    if bad:
+        return "fail", "; ".join(bad)
+    if unknown:
+        return "warn", (
+            f"no scenario applies presets {unknown}: keys are a dataset "
+            f"({', '.join(sorted(DATASETS))}) or '<dataset>-random' / '<dataset>-class'"
+        )
+    return "pass", ", ".join(cls.presets)
+
+
+@_check
+def check_unlearn_returns_a_valid_model(s: Subject) -> tuple[Status, str]:
+    """`unlearn()` on seeds 0 and 1 ends `ok`: it returned the scenario's architecture
+    (or its `output_spec`) with finite weights, within the scenario's budget."""
+    outcomes = s.seeds_run()
+    failed = [o for o in outcomes if o.status != "ok"]
+    if failed:
+        return "fail", "; ".join(_failure(o) for o in failed)
+    times = ", ".join(f"{o.seconds:.3f} s" for o in outcomes if o.seconds is not None)
+    return "pass", f"seeds 0 and 1 ok ({times}) on {s.scenario.name}"
+
+
+@_check
+def check_reads_only_declared_sets(s: Subject) -> tuple[Status, str]:
+    """The method touches only the sets its `reads` declares (a set it did not declare is
+    never handed to its worker: touching one raises `DataAccessError`)."""
+    cls = s.method_class()
+    outcomes = [*s.seeds_run(), s.repeat_run()]
+    touched = [o for o in outcomes if "DataAccessError" in (o.error or "") + (o.traceback or "")]
+    if touched:
+        return "fail", f"{_first_line(touched[0].error)}"
+    if any(o.status != "ok" for o in outcomes):
+        raise _Unavailable(f"a seed failed for another reason ({SEE_RUN})")
+    return "pass", f"declares reads = {cls.reads!r} and touched nothing else"
+
+
+@_check
+def check_same_seed_same_model(s: Subject) -> tuple[Status, str]:
+    """Seed 0 run twice gives the same model: use `task.generator` (or the global RNGs,
+    which the worker seeds) for all randomness."""
+    first, _ = s.seeds_run()
+    again = s.repeat_run()
+    if first.status != "ok" or again.status != "ok":
+        raise _Unavailable(f"seed 0 did not end ok ({SEE_RUN})")
+    diff = _difference(_weights(first), _weights(again))
+    if diff == 0:
+        return "pass", "identical weights"
+    if diff <= 1e-6:
+        return "pass", f"weights equal to within {diff:.1e} (floating-point order)"
+    return "fail", (
+        f"seed 0 twice gave weights differing by up to {diff:.3g}: draw randomness from "
+        "task.generator or the global RNGs the worker seeds, not from unseeded sources"
+    )
+
+
+@_check
+def check_seeds_give_different_models(s: Subject) -> tuple[Status, str]:
+    """Seeds 0 and 1 give different models: forget quality compares the spread of a
+    method's models with the gold models', and a method that ignores its seed is a point
+    mass (forget quality 0). Declaring `ignores_seed = True` makes that a warning."""
+    cls = s.method_class()
+    a, b = s.seeds_run()
+    if a.status != "ok" or b.status != "ok":
+        raise _Unavailable(f"a seed did not end ok ({SEE_RUN})")
+    diff = _difference(_weights(a), _weights(b))
+    if diff > 1e-6:
+        if cls.ignores_seed:
+            return "warn", (
+                f"declares ignores_seed, yet seeds 0 and 1 differ (by up to {diff:.3g}) here"
+            )
+        return "pass", f"seeds 0 and 1 differ by up to {diff:.3g}"
+    if cls.ignores_seed:
+        return "warn", (
+            "seeds 0 and 1 give the same model, as it declares (ignores_seed): its "
+            "forget quality will be 0, a point mass against the gold models' spread"
+        )
+    return "fail", (
+        "seeds 0 and 1 give the same model: use task.generator (shuffles, noise, "
+        "initialisation) so that each seed is its own draw, as a retrained model is; a "
+        "method that means to ignore its seed declares `ignores_seed = True`"
+    )
+
+
+@_check
+def check_stops_near_budget(s: Subject) -> tuple[Status, str]:
+    """Given a tiny budget on enough work, `unlearn()` returns by itself soon after it
+    (check `task.budget.expired` inside its loops), rather than being killed or running
+    on. (A call that ends past its budget is recorded `timeout` on the leaderboard: a
+    method should stop at the budget, and within a step of it.)"""
+    outcome, budget, expected, k = s.budget_run()
+    slack = max(SLACK_MIN, budget)
+    tiled = f", its sets tiled {k}x" if k > 1 else ""
+    if outcome.seconds is None:
+        if outcome.status == "timeout":
+            return "fail", (
+                f"did not stop under a {budget:g} s budget{tiled}: killed after "
+                f"{budget + BUDGET_GRACE:g} s; check task.budget.expired inside its loops"
+            )
+        return "fail", _failure(outcome)
+    if outcome.status not in ("ok", "timeout"):
+        return "fail", _failure(outcome)
+    took = outcome.seconds
+    if took > budget + slack:
+        return "fail", (
+            f"returned after {took:.2f} s under a {budget:g} s budget{tiled} (about "
+            f"{expected:.2f} s unbounded): check task.budget.expired inside its loops"
+        )
+    if expected < budget + 2 * slack:
+        return "skip", (
+            f"the whole call takes about {expected:.3f} s here{tiled}: too little work to "
+            "show that it stops at a budget"
+        )
+    return "pass", (
+        f"returned after {took:.3f} s under a {budget:g} s budget (about {expected:.2f} s "
+        f"unbounded{tiled})"
+    )
+
+
+def check_training_stage_follows_train_fields(s: Subject) -> tuple[Status, str]:
+    """The training stage (`train`) depends on the fields `train_fields` names and on no
+    other: a cached stage is reused whenever those fields are equal."""
+    cls = s.method_class()
+    defaults = s.plan(seeds=1).params
+    inside = list(defaults) if cls.train_fields is None else list(cls.train_fields)
+    outside = [n for n in defaults if n not in inside]
+    base = s.stage_weights("stage-base", defaults)
+    if isinstance(base, str):
+        return "fail", f"train() {base}"
+    notes = []
+    for name in outside:
+        value = _alternative(cls, defaults, name)
+        if value is None:
+            continue
+        other = s.stage_weights(f"stage-{name}", {**defaults, name: value})
+        if isinstance(other, str):
+            return "fail", f"train() with {name}={value}: {other}"
+        if _difference(base, other) > 1e-6:
+            again = s.stage_weights("stage-again", defaults)
+            if isinstance(again, str) or _difference(base, again) > 1e-6:
+                return "fail", "train() gives different models for the same seed and fields"
+            return "fail", (
+                f"train() changes with {name}, which train_fields leaves out: a cached "
+                f"stage would be reused for another {name}; add it to train_fields"
+            )
+        notes.append(f"unchanged by {name}")
+        break
+    for name in inside:
+        value = _alternative(cls, defaults, name)
+        if value is None:
+            continue
+        other = s.stage_weights(f"stage-{name}", {**defaults, name: value})
+        if isinstance(other, str):
+            return "fail", f"train() with {name}={value}: {other}"
+        if _difference(base, other) <= 1e-6:
+            return "warn", (
+                f"train() is the same with {name}={value}: train_fields lists it, so the "
+                "stage is retrained needlessly when only it changes"
+            )
+        notes.append(f"changed by {name}")
+        break
+    return "pass", "; ".join(notes) or "no field to vary"
+
+
+# ---------------------------------------------------------------------------- running them
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named check of one method, ready to call: returns its `CheckResult`, raises
+    `CheckFailed` on a fail and warns `CheckWarning` on a warning (pytest shows both)."""
+
+    subject: Subject
+    function: CheckFunction
+
+    @property
+    def name(self) -> str:
+        return self.function.__name__
+
+    @property
+    def id(self) -> str:
+        return f"{self.subject.name}-{self.name}"
+
+    def run(self) -> CheckResult:
+        """The result, never raising for the method's faults."""
+        try:
+            status, detail = self.function(self.subject)
+        except _Unavailable as exc:
+            first = self.function in (check_registered, check_imports)
+            status, detail = ("fail" if first else "skip"), str(exc)
+        except MuBenchError as exc:
+            status, detail = "fail", str(exc)
+        return CheckResult(self.name, status, detail)
+
+    def __call__(self) -> CheckResult:
+        result = self.run()
+        if result.status == "fail":
+            raise CheckFailed(f"{self.id}: {result.detail}")
+        if result.status == "warn":
+            warnings.warn(f"{self.id}: {result.detail}", CheckWarning, stacklevel=2)
+        return result
+
+
+def yield_checks(method: str, **options: Any) -> Iterator[Check]:
+    """The checks of `method` (a registered name), sharing one `Subject` (`options` are
+    its keyword arguments: scenario, params, use_preset, device). Nothing runs until a
+    check is called."""
+    from .method import has_training_stage
+
+    subject = Subject(method, **options)
+    yield from (Check(subject, fn) for fn in CHECKS)
+    try:
+        staged = has_training_stage(subject.method_class())
+    except _Unavailable:
+        staged = False
+    if staged:
+        yield Check(subject, check_training_stage_follows_train_fields)
+
+
+def check_method(method: str, **options: Any) -> list[CheckResult]:
+    """Every check of `method`, run in order; never raises for the method's faults."""
+    checks = list(yield_checks(method, **options))
+    try:
+        return [c.run() for c in checks]
+    finally:
+        checks[0].subject.close()
+
+
+def parametrize_with_checks(methods: Sequence[str], **options: Any):
+    """A pytest decorator that runs every check of each method as its own test, with ids
+    like `my-method-check_same_seed_same_model`:
+
+        @parametrize_with_checks(["my-method"])
+        def test_mu_bench_contract(check):
+            check()
+    """
+    import pytest
+
+    checks = [c for m in methods for c in yield_checks(m, **options)]
+    return pytest.mark.parametrize("check", checks, ids=[c.id for c in checks])
+
+
+__all__ = [
+    "CHECKS",
+    "CHECK_SCENARIO",
+    "Check",
+    "CheckFailed",
+    "CheckResult",
+    "CheckWarning",
+    "Subject",
+    "check_method",
+    "parametrize_with_checks",
+    "yield_checks",
+]
