@@ -131,6 +131,7 @@ def test_the_board_marks_unsandboxed_runs_unverified():
             "status": ["ok", "ok", "ok"],
             "seeds": ["1/1"] * 3,
             "seeds_total": [1] * 3,
+            "seeds_ok": [1] * 3,
             "score": [0.9, 0.8, 0.7],
             "params": ["{}"] * 3,
             "version": ["1"] * 3,

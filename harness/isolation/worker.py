@@ -119,9 +119,9 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
     standard: dict[str, Any] = {}
     if request.dataset is not None:  # the board's overrides are measured from these
         _, values = cls.preset_for(request.dataset, request.forget_rule or "")
-        for start in (values, {}):  # a preset that does not validate: the defaults
+        for base in (values, {}):  # a preset that does not validate: the defaults
             try:
-                standard = cls.model_validate(start).model_dump(mode="json")
+                standard = cls.model_validate(base).model_dump(mode="json")
                 break
             except ValueError:
                 continue
