@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mu_bench.evaluation.catalogue import BOARD, FALLBACK, METHOD_PREFIX, RANK_BY, STAGE_SHOWN
+from mu_bench.evaluation.catalogue import (
+    BOARD,
+    FALLBACK,
+    METHOD_PREFIX,
+    RANK_BY,
+    STAGE_SHOWN,
+    STREAM_SHOWN,
+)
 
 from . import store
 
@@ -28,9 +35,9 @@ COLUMNS = {
     "version": "tags.mu_bench.version",
     "params": "tags.mu_bench.params",
 }
-# Stage metrics are columns only when some submission has them, then the numbers
-# methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
-EXTRA_METRICS = STAGE_SHOWN
+# Stage and stream metrics are columns only when some submission has them, then the
+# numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
+EXTRA_METRICS = STAGE_SHOWN + STREAM_SHOWN
 
 
 def rank_metric(df: pd.DataFrame) -> str:

@@ -13,6 +13,7 @@ from mu_bench.evaluation.catalogue import (
     METHOD_PREFIX,
     SHOWN,
     STAGE_SHOWN,
+    STREAM_SHOWN,
     digits,
     label,
     of_level,
@@ -23,7 +24,7 @@ from mu_bench.evaluation.catalogue import (
 
 
 def _is_extra(column: str) -> bool:
-    return column in STAGE_SHOWN or column.startswith(METHOD_PREFIX)
+    return column in STAGE_SHOWN or column in STREAM_SHOWN or column.startswith(METHOD_PREFIX)
 
 
 def _missing(value: Any) -> bool:
@@ -151,7 +152,12 @@ def report_table(report):
         table.add_row("trained_acc_drop", fmt(m["trained_acc_drop"], m.get("trained_acc_drop_std")))
     for name in sorted(k for k in m if k.startswith(METHOD_PREFIX) and not k.endswith("_std")):
         table.add_row(name, fmt(m[name], m.get(f"{name}_std"), 2))
+    for name in of_level("stream"):  # a deletion stream's cumulative cost
+        if name in m:
+            table.add_row(name, fmt(m[name], digits=digits(name)), "", "")
     parts = [table]
+    if report.requests:
+        parts.append(_requests_table(report.requests))
     failed = [s for s in report.seeds if s.status != "ok"]
     if failed:
         seeds = Table(title="seeds that failed", title_justify="left")
@@ -163,3 +169,16 @@ def report_table(report):
         parts.append(seeds)
     parts.extend(f"note: {note}" for note in report.notes)
     return Group(*parts)
+
+
+def _requests_table(requests) -> Table:
+    """A deletion stream, one row per request: what it deleted and the model after it."""
+    table = Table(title="after each deletion request", title_justify="left")
+    columns = ("forget_quality", "forget_acc", "test_acc", "avg_gap", "unlearn_seconds")
+    for col in ("request", "size", "deleted", "seeds ok", *columns, "stream_unlearn_seconds"):
+        table.add_column(label(col) if col in (*columns, "stream_unlearn_seconds") else col)
+    for r in requests:
+        m = r["metrics"]
+        cells = [fmt(m.get(c), digits=digits(c)) for c in (*columns, "stream_unlearn_seconds")]
+        table.add_row(str(r["request"]), str(r["size"]), str(r["deleted"]), r["seeds_ok"], *cells)
+    return table

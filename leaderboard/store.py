@@ -177,14 +177,28 @@ def _experiment_id(c, uri: str, scenario: str) -> str:
         return exp.experiment_id
 
 
-def _finite_metrics(values: dict[str, float], step_time: int):
+def _finite_metrics(values: dict[str, float], step_time: int, step: int = 0):
     from mlflow.entities import Metric
 
     return [
-        Metric(k, float(v), step_time, 0)
+        Metric(k, float(v), step_time, step)
         for k, v in values.items()
         if v is not None and math.isfinite(float(v))
     ]
+
+
+def _request_metrics(report: Report, step_time: int) -> list:
+    """A deletion stream's per-request metrics: `request.<name>` at step = request index
+    (a metric history MLflow charts against the step)."""
+    from mu_bench.evaluation.catalogue import REQUEST_PREFIX
+
+    rows = []
+    for entry in report.requests:
+        values = {f"{REQUEST_PREFIX}{k}": v for k, v in entry["metrics"].items()}
+        values[f"{REQUEST_PREFIX}size"] = entry["size"]
+        values[f"{REQUEST_PREFIX}deleted"] = entry["deleted"]
+        rows.extend(_finite_metrics(values, step_time, int(entry["request"])))
+    return rows
 
 
 def record(
@@ -239,6 +253,9 @@ def record(
             metrics=_finite_metrics(metrics, now),
             params=[Param(k, str(v)[:6000]) for k, v in params.items()],
         )
+        history = _request_metrics(report, now)
+        for start in range(0, len(history), 1000):  # MLflow's limit per batch
+            c.log_batch(run_id, metrics=history[start : start + 1000])
         c.log_text(run_id, json.dumps(report.to_json(), indent=1, default=str), "report.json")
         for path in (figures or {}).values():
             c.log_artifact(run_id, str(path), artifact_path="figures")

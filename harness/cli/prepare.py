@@ -1,5 +1,5 @@
-"""`mu-bench prepare`: train (or load) a scenario's original and gold models, and with
-`--method` that method's training stage."""
+"""`mu-bench prepare`: train (or load) a scenario's original and gold models (with a
+`[stream]`, each prefix's too), and with `--method` that method's training stage."""
 
 from __future__ import annotations
 
@@ -71,6 +71,11 @@ def prepare(
 
     device = resolve_device(device)
     art = do_prepare(s, device, on_model=on_model)
+    stream = None
+    if s.stream is not None:  # each earlier prefix's gold models too
+        from ..submission.stream import prepare_stream
+
+        stream = prepare_stream(s, device, art=art, on_model=on_model)
     reference = art.reference.summary()
     doc = {
         "scenario": s.name,
@@ -86,6 +91,18 @@ def prepare(
         "original": reference["original"],
         "gold": reference["gold"],
     }
+    if stream is not None:
+        doc["stream"] = [
+            {
+                "request": p.index,
+                "size": len(p.request),
+                "deleted": len(p.deleted),
+                "gold_models": len(p.art.gold),
+                "retrain_seconds": p.art.retrain_seconds,
+                "cache_hits": sum(m.cache_hit for m in p.art.gold),
+            }
+            for p in stream.prefixes
+        ]
     if sub is not None:
         doc["method_training"] = _prepare_training(sub, art, device)
     if as_json:

@@ -1,4 +1,6 @@
-"""`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record."""
+"""`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record (on a
+scenario with a `[stream]`, its deletion requests one after another:
+`submission.stream`)."""
 
 from __future__ import annotations
 
@@ -75,22 +77,35 @@ def submit(
     device = resolve_device(device)
 
     clock = time.perf_counter()
-    art = prepare(sub.scenario, device)
-    timings = {"prepare_seconds": time.perf_counter() - clock}
-    say(
-        f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
-        f"(retrain {art.retrain_seconds:.2f} s)"
-    )
-    # MLflow's start-up (seconds) overlaps the seeds; not before the data is known to
-    # exist, so that bad input writes no store.
-    store.open_in_background(uri)
-    work = work_folder(sub)
-    try:
-        execution = execute(sub, art, device, work)
-        evaluation = evaluate(sub, art, execution, device, timings)
-    finally:
-        if not keep_work:
-            shutil.rmtree(work, ignore_errors=True)
+    if sub.scenario.stream is not None:  # a stream of deletion requests
+        from ..submission.stream import prepare_stream, run_stream
+
+        stream = prepare_stream(sub.scenario, device)
+        timings = {"prepare_seconds": time.perf_counter() - clock}
+        say(
+            f"prepared {sub.scenario.name}: original + {len(stream.prefixes)} deletion "
+            f"requests, {len(stream.base.gold)} gold models after each"
+        )
+        store.open_in_background(uri)
+        result = run_stream(sub, device, stream=stream, keep_work=keep_work, timings=timings)
+        evaluation, art = result.evaluation, result.art
+    else:
+        art = prepare(sub.scenario, device)
+        timings = {"prepare_seconds": time.perf_counter() - clock}
+        say(
+            f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
+            f"(retrain {art.retrain_seconds:.2f} s)"
+        )
+        # MLflow's start-up (seconds) overlaps the seeds; not before the data is known
+        # to exist, so that bad input writes no store.
+        store.open_in_background(uri)
+        work = work_folder(sub)
+        try:
+            execution = execute(sub, art, device, work)
+            evaluation = evaluate(sub, art, execution, device, timings)
+        finally:
+            if not keep_work:
+                shutil.rmtree(work, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         clock = time.perf_counter()
         drawn = {}

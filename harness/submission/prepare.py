@@ -94,6 +94,13 @@ class Artifacts:
         return self.train_set.subset(self.split.retain_idx)
 
     @cached_property
+    def validation(self) -> Split | None:
+        """The scenario's validation set (held out of the training data), if it has one."""
+        if self.data.x_val is None or self.data.y_val is None:
+            return None
+        return Split(self.data.x_val, self.data.y_val, self.scenario.train.augment)
+
+    @cached_property
     def train_set(self) -> Split:
         return Split(self.data.x_train, self.data.y_train, self.scenario.train.augment)
 
@@ -179,8 +186,11 @@ def _reference(
     gold: tuple[TrainedModel, ...],
     holdout: tuple[TrainedModel, ...],
     ins: tuple[TrainedModel, ...],
+    split_key: str | None = None,
 ) -> Reference:
-    split_hash = scenario.section_hash("data", "forget")
+    # What keys the models' cached metrics besides the model: the forget split (a
+    # deletion stream's prefix gives its own `split_key`).
+    split_hash = split_key or scenario.section_hash("data", "forget")
     seed = mia_seed(scenario)
 
     def metrics(m: TrainedModel) -> dict[str, float]:

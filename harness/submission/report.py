@@ -47,6 +47,10 @@ class Report:
     # evaluation, figures.
     timings: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
+    # A deletion stream (a scenario's `[stream]`): one entry per request, in order, with
+    # its size, the rows deleted so far, its status and its metrics after the request
+    # (`submission.stream`); empty for a one-shot submission.
+    requests: tuple[dict[str, Any], ...] = ()
 
     @property
     def status(self) -> str:
