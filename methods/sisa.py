@@ -53,8 +53,8 @@ No digits preset: the code's 5 shards and 1 slice run as they are (on digits-cla
 ensemble's test accuracy is 0.94 against the original model's 0.96). No CIFAR presets:
 the repository's only scripts are for Purchase (an SVHN architecture has none) and the
 paper's CIFAR values could not be read, so the three CIFAR settings run the defaults.
-With 10% random forgetting, 5 shards are all hit (a shard escapes 144 random deletions
-with probability (1 - 1/S)^144), so SISA saves nothing there unless S is large: that is
+With 10% random forgetting, 5 shards are all hit (a shard escapes 130 random deletions
+with probability (1 - 1/S)^130), so SISA saves nothing there unless S is large: that is
 the paper's own caveat about many deletion requests, not a fault.
 
 Deviations, each with its reason:

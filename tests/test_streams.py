@@ -279,3 +279,11 @@ def test_submit_on_a_stream_reports_and_stores_every_request(tmp_path):
     board = cli_json("leaderboard", "tiny-stream")
     row = board["tiny-stream"][0] if isinstance(board, dict) else board[0]
     assert row["stream_unlearn_seconds"] == pytest.approx(spent[-1])
+
+
+def test_prepare_trains_each_prefix_gold_models_once(tmp_path):
+    path = str(tiny(tmp_path))
+    cli_json("prepare", path)
+    doc = cli_json("prepare", path)
+    assert [p["deleted"] for p in doc["stream"]] == [10, 20, 30]
+    assert all(p["gold_models"] == 2 and p["cache_hits"] == 2 for p in doc["stream"])

@@ -87,6 +87,7 @@ from .training_stage import TrainedMethod, run_training_stage, trained_metrics
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..models.spec import ModelSpec
     from ..scenario import Scenario
     from .plan import Submission
 
@@ -309,10 +310,7 @@ def _run(
         ]
         outcomes: dict[int, Outcome] = {}
         for outcome in executor.run(jobs, folder):
-            if outcome.status == "ok":
-                _, problem = load_weights(outcome.weights, out_spec, "cpu")
-                if problem:
-                    outcome = outcome.with_status("invalid", problem)
+            outcome = _validated(outcome, out_spec)
             outcomes[outcome.seed] = outcome
             if outcome.startup_seconds is not None:
                 startups.append(outcome.startup_seconds)
@@ -363,6 +361,15 @@ def _run(
         timings={**timings, **report.timings, "evaluate_seconds": evaluate_seconds},
     )
     return StreamResult(replace(final, report=report), stream.prefixes[-1].art, tuple(evaluations))
+
+
+def _validated(outcome: Outcome, out_spec: ModelSpec) -> Outcome:
+    """An ok outcome whose weights do not load into the method's architecture is invalid."""
+    if outcome.status == "ok":
+        _, problem = load_weights(outcome.weights, out_spec, "cpu")
+        if problem:
+            return outcome.with_status("invalid", problem)
+    return outcome
 
 
 def _next_state(outcome: Outcome, start: StartFrom | None) -> Path | None:
