@@ -10,6 +10,9 @@ faster implementations can be checked against it on the same inputs:
 - `salun_mia_efficacy`: OPTML-Group/Unlearn-Saliency, evaluation/SVC_MIA.py
   (`SVC_fit_predict`, "confidence") with main_forget.py's shadow split.
 - `carlini_lira`: tensorflow/privacy, research/mi_lira_2021/plot.py (`generate_ours`).
+- `klom_margins`, `klom_binned_kl`, `klom_kl_from_margins`: RoyRin/data-unlearning-bench,
+  unlearning_bench/eval.py (`get_margins_from_multimodel_logits`,
+  `compute_binned_KL_div`, `kl_from_margins`), KLOM of Georgiev et al. (arXiv 2410.23232).
 """
 
 from __future__ import annotations
@@ -162,3 +165,56 @@ def carlini_lira(in_scores, out_scores, check_scores):
     pr_in = -scipy.stats.norm.logpdf(check_scores, mean_in, std_in + 1e-30)
     pr_out = -scipy.stats.norm.logpdf(check_scores, mean_out, std_out + 1e-30)
     return -(pr_in - pr_out)
+
+
+def klom_margins(logits, labels):
+    """`get_margins_from_multimodel_logits` on the CPU: (models, examples, classes) logits."""
+    logits, labels = torch.as_tensor(logits), torch.as_tensor(labels)
+    assert logits.dim() == 3
+    n_models, n_datapoints, n_classes = logits.shape
+    one_hot = torch.nn.functional.one_hot(labels, num_classes=n_classes).bool()
+    one_hot = one_hot.unsqueeze(0).expand(n_models, -1, -1)
+    logits_correct = logits[one_hot].view(n_models, n_datapoints)
+    lse_other = logits.masked_fill(one_hot, -torch.inf).logsumexp(dim=-1)
+    return logits_correct - lse_other
+
+
+def klom_binned_kl(p_arr, q_arr, bin_count=20, eps=1e-5, min_val=-100, max_val=100):
+    """`compute_binned_KL_div`: D_KL(p || q) of shared-bin histograms."""
+    from scipy import stats
+
+    p_arr = np.clip(p_arr, min_val, max_val)
+    q_arr = np.clip(q_arr, min_val, max_val)
+    bins_start = min(p_arr.min(), q_arr.min())
+    bins_end = max(p_arr.max(), q_arr.max())
+    if bins_start >= bins_end:
+        bins_end = bins_start + 1
+    bins = np.linspace(bins_start, bins_end, bin_count + 1)
+    p_binned_indices = np.digitize(p_arr, bins)
+    q_binned_indices = np.digitize(q_arr, bins)
+    p_bin_counts = np.array([np.sum(p_binned_indices == i) for i in range(1, bin_count + 1)])
+    q_bin_counts = np.array([np.sum(q_binned_indices == i) for i in range(1, bin_count + 1)])
+    p_total = p_bin_counts.sum()
+    q_total = q_bin_counts.sum()
+    p_bin_probs = (
+        p_bin_counts / p_total if p_total > 0 else np.zeros_like(p_bin_counts, dtype=float)
+    )
+    q_bin_probs = (
+        q_bin_counts / q_total if q_total > 0 else np.zeros_like(q_bin_counts, dtype=float)
+    )
+    q_bin_probs_safe = np.where(p_bin_probs > 0, np.maximum(q_bin_probs, eps), q_bin_probs)
+    return stats.entropy(pk=p_bin_probs, qk=q_bin_probs_safe)
+
+
+def klom_kl_from_margins(all_unlearned_margins, all_oracle_margins, clip_min=-100, clip_max=100):
+    """`kl_from_margins`: per-example KL(unlearned || oracle), (models, examples) inputs."""
+    assert all_oracle_margins.shape == all_unlearned_margins.shape
+    results_list = []
+    n = all_oracle_margins.shape[1]
+    for sample in range(n):
+        oracle_arr = np.asarray(all_oracle_margins[:, sample])
+        unlearned_arr = np.asarray(all_unlearned_margins[:, sample])
+        results_list.append(
+            klom_binned_kl(unlearned_arr, oracle_arr, min_val=clip_min, max_val=clip_max)
+        )
+    return np.stack(results_list)

@@ -62,6 +62,24 @@ ParamOpt = Annotated[
 NoPresetOpt = Annotated[
     bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
 ]
+# Where the jobs run: `submit`, `grid` and `prepare`.
+JobsOpt = Annotated[
+    Optional[int],  # noqa: UP045
+    typer.Option(
+        "--jobs",
+        "-j",
+        help="Jobs at once on this machine (default: $MU_BENCH_JOBS, else one per core; "
+        "one per GPU on CUDA).",
+    ),
+]
+ExecutorOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--executor",
+        help="Where jobs run: local, or dask://HOST:PORT for a Dask cluster "
+        "(default: $MU_BENCH_EXECUTOR, else local).",
+    ),
+]
 
 
 def emit_json(doc) -> None:

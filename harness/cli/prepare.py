@@ -13,6 +13,8 @@ from ..scenario import DEFAULT_SCENARIO
 from .app import (
     DataRootOpt,
     DeviceOpt,
+    ExecutorOpt,
+    JobsOpt,
     JsonOpt,
     NoPresetOpt,
     ParamOpt,
@@ -40,11 +42,14 @@ def prepare(
     seeds: SeedsOpt = None,
     param: ParamOpt = None,
     no_preset: NoPresetOpt = False,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train (or load from the cache) the original and gold models of a scenario, and with
     --method that method's training stage."""
     from ..device import resolve_device
+    from ..isolation.executor import close, for_prepare, make_executor
     from ..scenario import load
     from ..submission.prepare import prepare as do_prepare
 
@@ -70,13 +75,20 @@ def prepare(
         say(f"{m.role} {m.index}: {how}")
 
     device = resolve_device(device)
-    art = do_prepare(s, device, on_model=on_model)
+    runs_on = make_executor(executor, jobs, device)
     stream = None
-    if s.stream is not None:  # each earlier prefix's gold models too
-        from ..submission.stream import prepare_stream
+    try:
+        if s.stream is not None:  # each earlier prefix's gold models too
+            from ..submission.stream import prepare_stream
 
-        stream = prepare_stream(s, device, art=art, on_model=on_model)
-    reference = art.reference.summary()
+            stream = prepare_stream(s, device, on_model=on_model, executor=for_prepare(runs_on))
+            art = stream.base
+        else:
+            art = do_prepare(s, device, on_model=on_model, executor=for_prepare(runs_on))
+        reference = art.reference.summary()
+        training = _prepare_training(sub, art, device, runs_on) if sub is not None else None
+    finally:
+        close(runs_on)
     doc = {
         "scenario": s.name,
         "scenario_hash": s.content_hash,
@@ -103,25 +115,22 @@ def prepare(
             }
             for p in stream.prefixes
         ]
-    if sub is not None:
-        doc["method_training"] = _prepare_training(sub, art, device)
+    if training is not None:
+        doc["method_training"] = training
     if as_json:
         emit_json(doc)
     else:
         out.print(doc)
 
 
-def _prepare_training(sub, art, device: str) -> list[dict]:
+def _prepare_training(sub, art, device: str, executor) -> list[dict]:
     """Run (or load) each seed's training stage; one summary per seed."""
-    from ..isolation.executor import SerialExecutor
     from ..submission.pipeline import work_folder
     from ..submission.training_stage import TrainedMethod, run_training_stage, trained_metrics
 
     work = work_folder(sub)
     try:
-        stages = run_training_stage(
-            sub, art, device, range(sub.seeds), SerialExecutor(), work / "train"
-        )
+        stages = run_training_stage(sub, art, device, range(sub.seeds), executor, work / "train")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = []

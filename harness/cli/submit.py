@@ -18,6 +18,8 @@ from ..scenario import DEFAULT_SCENARIO
 from .app import (
     DataRootOpt,
     DeviceOpt,
+    ExecutorOpt,
+    JobsOpt,
     JsonOpt,
     NoPresetOpt,
     ParamOpt,
@@ -51,6 +53,8 @@ def submit(
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
+    jobs: JobsOpt = None,
+    executor: ExecutorOpt = None,
     keep_work: Annotated[bool, typer.Option(help="Keep the workers' scratch folders.")] = False,
     figures: Annotated[
         bool, typer.Option(help="Draw the submission's figures and log them to its run.")
@@ -62,6 +66,7 @@ def submit(
     from mu_bench.leaderboard.render import report_table
 
     from ..device import resolve_device
+    from ..isolation.executor import close, for_prepare, make_executor
     from ..method import parse_params
     from ..submission.evaluate import evaluate
     from ..submission.execute import execute
@@ -75,37 +80,43 @@ def submit(
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
     device = resolve_device(device)
+    runs_on = make_executor(executor, jobs, device)
 
     clock = time.perf_counter()
-    if sub.scenario.stream is not None:  # a stream of deletion requests
-        from ..submission.stream import prepare_stream, run_stream
+    try:
+        if sub.scenario.stream is not None:  # a stream of deletion requests
+            from ..submission.stream import prepare_stream, run_stream
 
-        stream = prepare_stream(sub.scenario, device)
-        timings = {"prepare_seconds": time.perf_counter() - clock}
-        say(
-            f"prepared {sub.scenario.name}: original + {len(stream.prefixes)} deletion "
-            f"requests, {len(stream.base.gold)} gold models after each"
-        )
-        store.open_in_background(uri)
-        result = run_stream(sub, device, stream=stream, keep_work=keep_work, timings=timings)
-        evaluation, art = result.evaluation, result.art
-    else:
-        art = prepare(sub.scenario, device)
-        timings = {"prepare_seconds": time.perf_counter() - clock}
-        say(
-            f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
-            f"(retrain {art.retrain_seconds:.2f} s)"
-        )
-        # MLflow's start-up (seconds) overlaps the seeds; not before the data is known
-        # to exist, so that bad input writes no store.
-        store.open_in_background(uri)
-        work = work_folder(sub)
-        try:
-            execution = execute(sub, art, device, work)
-            evaluation = evaluate(sub, art, execution, device, timings)
-        finally:
-            if not keep_work:
-                shutil.rmtree(work, ignore_errors=True)
+            stream = prepare_stream(sub.scenario, device, executor=for_prepare(runs_on))
+            timings = {"prepare_seconds": time.perf_counter() - clock}
+            say(
+                f"prepared {sub.scenario.name}: original + {len(stream.prefixes)} deletion "
+                f"requests, {len(stream.base.gold)} gold models after each"
+            )
+            store.open_in_background(uri)
+            result = run_stream(
+                sub, device, stream=stream, executor=runs_on, keep_work=keep_work, timings=timings
+            )
+            evaluation, art = result.evaluation, result.art
+        else:
+            art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
+            timings = {"prepare_seconds": time.perf_counter() - clock}
+            say(
+                f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
+                f"(retrain {art.retrain_seconds:.2f} s)"
+            )
+            # MLflow's start-up (seconds) overlaps the seeds; not before the data is known
+            # to exist, so that bad input writes no store.
+            store.open_in_background(uri)
+            work = work_folder(sub)
+            try:
+                execution = execute(sub, art, device, work, runs_on)
+                evaluation = evaluate(sub, art, execution, device, timings)
+            finally:
+                if not keep_work:
+                    shutil.rmtree(work, ignore_errors=True)
+    finally:
+        close(runs_on)
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         clock = time.perf_counter()
         drawn = {}
@@ -114,7 +125,7 @@ def submit(
 
             drawn = submission_figures(Path(tmp), evaluation, art)
         figures_seconds = time.perf_counter() - clock
-        report = store.record(evaluation.report, uri, figures=drawn)
+        report = store.record(evaluation.report, uri, figures=drawn, key=store.key_of(sub, device))
     if os.environ.get(TIMINGS_ENV):
         stages = {
             **report.timings,

@@ -5,6 +5,7 @@ the harness modules a worker needs (torch, torch._dynamo, the task, method, mode
 training code: no plugin code, no tensor work, no CUDA) and then serves one request at
 a time over its stdin/stdout, one JSON line each:
 
+    server  -> harness  {"ready": true}          once, when its imports are done
     harness -> server   {"folder": ..., "env": {...}, "sys_path": [...]}
     server  -> harness  {"pid": PID}             right after the fork
     server  -> harness  {"pid": PID, "code": C}  when the worker ends (C < 0: signal)
@@ -42,6 +43,8 @@ def serve() -> None:
 
     worker.preload()
     out = sys.stdout
+    out.write(json.dumps({"ready": True}) + "\n")  # the harness hands it jobs from now on
+    out.flush()
     for line in sys.stdin:
         request = json.loads(line)
         pid = os.fork()

@@ -1,8 +1,10 @@
 """The one protocol between the harness and a worker: what goes in, what comes back.
 
 A *request* is what a worker process is asked to do, written as `request.json` in the
-job's folder: an `UnlearnRequest` (run `Method.unlearn` on one seed) or a
-`TrainRequest` (run a method's training stage, `Method.train`). The worker answers with
+job's folder: an `UnlearnRequest` (run `Method.unlearn` on one seed), a `TrainRequest`
+(run a method's training stage, `Method.train`) or a `TrainModelRequest` (train one of
+a scenario's own models from scratch with harness code: prepare's original, gold and
+IN models, so that they too can run on any executor). The worker answers with
 a `WorkerResult` in `output/result.json`. Both are untrusted on the way back: the
 harness parses a result with `WorkerResult.from_json`, which rejects anything
 malformed, and measures what it records itself (see `runner`).
@@ -35,8 +37,11 @@ OUTPUT = "output"
 RESULT = "result.json"
 STARTED = "started"  # written by the worker just before the timed call
 WEIGHTS = "weights.pt"  # the module the timed call returned, as a state dict
+LOGITS = "outputs.pt"  # a `TrainModelRequest`'s inference pass: {"train", "test"} logits
 STATE = "state"  # a training stage's own folder (SISA's checkpoints)
 STDOUT, STDERR = "stdout.log", "stderr.log"
+# torch threads per worker where the request leaves them open (see `pool.threads_per_job`)
+THREADS_ENV = "MU_BENCH_THREADS"
 
 
 # What a method may call a number it reports (`task.report_metric`): logged as
@@ -68,7 +73,7 @@ class MethodRef:
 
 
 @dataclass(frozen=True)
-class _Request:
+class _Request:  # the requests that run a method
     kind: ClassVar[str]
     method: MethodRef
     params: dict[str, Any]  # validated hyperparameters, JSON types
@@ -80,6 +85,9 @@ class _Request:
     model_spec: dict[str, Any]  # the scenario's architecture (`ModelSpec.to_dict`)
     recipe: dict[str, Any]  # the scenario's `[train]` recipe
     inputs: dict[str, str]  # role -> path relative to the job folder
+    # torch's intra-op threads in the worker, set by the harness before any plugin code
+    # runs (an executor's share of the machine); None: $MU_BENCH_THREADS, else torch's own
+    threads: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -87,15 +95,16 @@ class _Request:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> UnlearnRequest | TrainRequest:
+    def from_json(cls, doc: dict[str, Any]) -> Request:
         _check_version(doc, "request")
-        kinds = {c.kind: c for c in (UnlearnRequest, TrainRequest)}
+        kinds = {c.kind: c for c in (UnlearnRequest, TrainRequest, TrainModelRequest)}
         target = kinds.get(doc.get("kind"))
         if target is None:
             raise ProtocolError(f"request: unknown kind {doc.get('kind')!r}")
         body = {k: v for k, v in doc.items() if k not in ("kind", "schema_version")}
         try:
-            body["method"] = MethodRef(**body["method"])
+            if target is not TrainModelRequest:
+                body["method"] = MethodRef(**body["method"])
             return target(**body)
         except (KeyError, TypeError) as exc:
             raise ProtocolError(f"request: {exc}") from None
@@ -125,7 +134,32 @@ class TrainRequest(_Request):
     kind: ClassVar[str] = "train"
 
 
-Request = UnlearnRequest | TrainRequest
+@dataclass(frozen=True)
+class TrainModelRequest:
+    """Train one of the scenario's own models from scratch: harness code only, no plugin
+    (`toolkit.scratch.train_from_scratch`, exactly as `prepare` trains in process), then
+    its one inference pass. Inputs: `train` (the set it trains on: the whole training set
+    or the retain set) and `infer` (the training and test sets' inputs, `x_train` and
+    `x_test`). Outputs: `weights.pt` and `outputs.pt` (the logits of that pass)."""
+
+    kind: ClassVar[str] = "train-model"
+    role: str  # "original", "gold", "gold-holdout", "in"
+    seed: int  # the model's index within its role
+    rng_seed: int  # its initialisation and shuffling seed (`prepare.init_seed`)
+    budget_seconds: float  # a generous limit: harness code does not hang
+    device: str
+    model_spec: dict[str, Any]
+    recipe: dict[str, Any]
+    inputs: dict[str, str]
+    threads: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc.update(kind=self.kind, schema_version=SCHEMA_VERSION)
+        return doc
+
+
+Request = UnlearnRequest | TrainRequest | TrainModelRequest
 
 
 def parse_request(doc: dict[str, Any]) -> Request:

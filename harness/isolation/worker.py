@@ -2,8 +2,10 @@
 
 `python -m mu_bench.isolation.worker JOB_FOLDER`, or `run_in_child` in a child of the
 warm fork server (`forkserver.py`). The worker reads `JOB_FOLDER/request.json` (the
-protocol's `UnlearnRequest` or `TrainRequest`), imports the method's plugin module (the
-only place plugin code runs), validates its hyperparameters, loads its inputs, writes
+protocol's `UnlearnRequest` or `TrainRequest`; a `TrainModelRequest` goes to
+`train_model.py`, harness code only), sets torch's threads (`use_threads`), imports the
+method's plugin module (the only place plugin code runs), validates its
+hyperparameters, loads its inputs, writes
 `output/started` just before the timed call (the budget covers that call, not the
 interpreter's start), then writes the returned module's weights to `output/weights.pt`
 and `output/result.json` last. Every exception, `SystemExit` included, becomes an
@@ -40,7 +42,9 @@ from .protocol import (
     RESULT,
     STARTED,
     STATE,
+    THREADS_ENV,
     WEIGHTS,
+    TrainModelRequest,
     TrainRequest,
     UnlearnRequest,
     WorkerResult,
@@ -142,6 +146,18 @@ def _train_task(folder: Path, request: TrainRequest, fields: dict[str, Any]):
     return lambda budget: TrainTask(train_set=train, state_dir=state, budget=budget, **fields)
 
 
+def use_threads(threads: int | None) -> None:
+    """torch's intra-op threads: the request's (an executor's share of the machine), else
+    `$MU_BENCH_THREADS`, else torch's default. Set by the harness before plugin code runs.
+    (`OMP_NUM_THREADS` cannot do it for a forked worker: OpenMP read it when the fork
+    server imported torch.)"""
+    if threads is None:
+        env = os.environ.get(THREADS_ENV, "")
+        threads = int(env) if env.isdigit() else None
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def run(folder: Path) -> WorkerResult:
     """Build the task, call the method on the clock and save what it returns."""
     from torch import nn
@@ -151,6 +167,11 @@ def run(folder: Path) -> WorkerResult:
     from ..toolkit.training import warm_up
 
     request = parse_request(json.loads((folder / REQUEST).read_text()))
+    use_threads(request.threads)
+    if isinstance(request, TrainModelRequest):  # harness code only: no plugin is imported
+        from .train_model import run as train_model
+
+        return train_model(folder, request)
     method = _load_method(request)
     fields = _common(request)
     if isinstance(request, UnlearnRequest):

@@ -5,11 +5,13 @@ Each seed's job carries an `UnlearnRequest` and the only files its worker gets: 
 starting weights (the original model, or the seed's trained model for a method with a
 training stage, with a private copy of its state folder and the rows' training-set
 positions) and the sets the method declares it reads (forget, retain, the scenario's
-validation set). Jobs go to the executor together and their outcomes come back in any
-order; a seed whose training stage failed keeps that failure as its outcome and runs no
-job. Every `ok` outcome's weights are rebuilt into the method's declared architecture
-(`Method.output_spec`) and checked (shapes, finite values); anything else becomes
-`invalid` with the reason. A failed seed never stops the others.
+validation set). Jobs go to the executor together (`start` builds them, `Pending.accept`
+takes each outcome: a grid sends many submissions' jobs to one executor at once) and
+their outcomes come back in any order; a seed whose training stage failed keeps that
+failure as its outcome and runs no job. Every `ok` outcome's weights are rebuilt into
+the method's declared architecture (`Method.output_spec`) and checked (shapes, finite
+values); anything else becomes `invalid` with the reason. A failed seed never stops the
+others.
 """
 
 from __future__ import annotations
@@ -64,8 +66,10 @@ def write_inputs(sub: Submission, art: Artifacts, folder: Path) -> dict[str, Pat
             split = getattr(art, which)
             if split is None:  # plan checks this first; never hand over something else
                 raise RuntimeError(f"scenario {sub.scenario.name} has no {which} set")
-            torch.save({"x": split.x, "y": split.y}, folder / f"{which}.pt")
-            files[which] = folder / f"{which}.pt"
+            path = folder / f"{which}.pt"
+            if not path.exists():  # another submission to the scenario wrote it
+                torch.save({"x": split.x, "y": split.y}, path)
+            files[which] = path
     return files
 
 
@@ -131,6 +135,96 @@ def seed_job(
     return Job(f"seed-{seed}", request, {names[r]: p for r, p in roles.items()}, limits)
 
 
+@dataclass
+class Pending:
+    """A submission's seeds on their way through an executor: its jobs (`seed-N`, run in
+    `work/seed-N/`), and the outcomes as they arrive (`accept`), then the `Execution`."""
+
+    sub: Submission
+    art: Artifacts
+    budget_seconds: float
+    out_spec: ModelSpec
+    jobs: list[Job]
+    stages: dict[int, TrainedMethod | Outcome]
+    timings: dict[str, float]
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+
+    def accept(self, outcome: Outcome) -> Outcome:
+        """Take a seed's outcome, its weights validated (`invalid` with the reason when they
+        do not load into the declared architecture)."""
+        if outcome.status == "ok":
+            _, problem = load_weights(outcome.weights, self.out_spec, "cpu")
+            if problem:
+                outcome = outcome.with_status("invalid", problem)
+        self.outcomes[outcome.seed] = outcome
+        return outcome
+
+    @property
+    def done(self) -> bool:
+        return len(self.outcomes) == self.sub.seeds
+
+    def finish(self) -> Execution:
+        seeds = range(self.sub.seeds)
+        startups = [
+            o.startup_seconds for o in self.outcomes.values() if o.startup_seconds is not None
+        ]
+        timings = dict(self.timings)
+        if startups:
+            timings["worker_startup_seconds"] = statistics.median(startups)
+        return Execution(
+            self.budget_seconds,
+            self.out_spec,
+            tuple(self.outcomes[s] for s in seeds),
+            {
+                s: trained_metrics(t, self.art)
+                for s, t in self.stages.items()
+                if isinstance(t, TrainedMethod)
+            },
+            timings,
+        )
+
+
+def start(
+    sub: Submission,
+    art: Artifacts,
+    device: str,
+    work: Path,
+    executor: Executor | None = None,
+    *,
+    grace: float = 2.0,
+    inputs: Path | None = None,
+) -> Pending:
+    """Run `sub`'s training stage (through `executor`) and build one job per seed; a seed
+    is killed `grace` seconds after its budget. The files every seed reads go to `inputs`
+    (default `work/inputs`; submissions to one scenario may share a folder)."""
+    executor = executor or SerialExecutor()
+    prestart(device)
+    budget = budget_seconds(
+        sub.budget, sub.scenario, art.retrain_seconds, type(sub.method).default_budget
+    )
+    out_spec = sub.method.output_spec(art.spec)
+    inputs = inputs or work / INPUTS
+    files = write_inputs(sub, art, inputs)
+    seeds = range(sub.seeds)
+    timings: dict[str, float] = {}
+    stages: dict[int, TrainedMethod | Outcome] = {}
+    if has_training_stage(type(sub.method)):
+        clock = time.perf_counter()
+        stages = run_training_stage(sub, art, device, seeds, executor, work / "train")
+        files["index"] = _index_file(art, inputs)
+        timings["train_stage_seconds"] = time.perf_counter() - clock
+    pending = Pending(sub, art, budget, out_spec, [], stages, timings)
+    for seed, stage in stages.items():
+        if isinstance(stage, Outcome):  # its training stage failed: no job
+            pending.outcomes[seed] = stage
+    pending.jobs = [
+        seed_job(sub, art, seed, Limits(budget, grace), device, files, stages.get(seed), out_spec)
+        for seed in seeds
+        if seed not in pending.outcomes
+    ]
+    return pending
+
+
 def execute(
     sub: Submission,
     art: Artifacts,
@@ -143,42 +237,10 @@ def execute(
     """Run every seed of `sub` (and first its training stage) in `work`; a seed is killed
     `grace` seconds after its budget."""
     executor = executor or SerialExecutor()
-    prestart(device)
-    budget = budget_seconds(
-        sub.budget, sub.scenario, art.retrain_seconds, type(sub.method).default_budget
-    )
-    out_spec = sub.method.output_spec(art.spec)
-    files = write_inputs(sub, art, work / INPUTS)
-    seeds = range(sub.seeds)
-    timings: dict[str, float] = {}
-    stages: dict[int, TrainedMethod | Outcome] = {}
-    if has_training_stage(type(sub.method)):
-        clock = time.perf_counter()
-        stages = run_training_stage(sub, art, device, seeds, executor, work / "train")
-        files["index"] = _index_file(art, work / INPUTS)
-        timings["train_stage_seconds"] = time.perf_counter() - clock
-    outcomes = {s: o for s, o in stages.items() if isinstance(o, Outcome)}
-    jobs = [
-        seed_job(sub, art, seed, Limits(budget, grace), device, files, stages.get(seed), out_spec)
-        for seed in seeds
-        if seed not in outcomes
-    ]
-    for outcome in executor.run(jobs, work):
-        if outcome.status == "ok":
-            _, problem = load_weights(outcome.weights, out_spec, "cpu")
-            if problem:
-                outcome = outcome.with_status("invalid", problem)
-        outcomes[outcome.seed] = outcome
+    pending = start(sub, art, device, work, executor, grace=grace)
+    for outcome in executor.run(pending.jobs, work):
+        outcome = pending.accept(outcome)
         took = f"{outcome.seconds:.2f} s" if outcome.seconds is not None else "-"
         failure = f": {outcome.error}" if outcome.error and outcome.status != "ok" else ""
         log.info("seed %d: %s (%s)%s", outcome.seed, outcome.status, took, failure)
-    startups = [o.startup_seconds for o in outcomes.values() if o.startup_seconds is not None]
-    if startups:
-        timings["worker_startup_seconds"] = statistics.median(startups)
-    return Execution(
-        budget,
-        out_spec,
-        tuple(outcomes[s] for s in seeds),
-        {s: trained_metrics(t, art) for s, t in stages.items() if isinstance(t, TrainedMethod)},
-        timings,
-    )
+    return pending.finish()

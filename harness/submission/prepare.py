@@ -21,10 +21,12 @@ models, about 30 s, once); a cache hit takes a fraction of a second.
 
 from __future__ import annotations
 
+import logging
+import shutil
 import statistics
-import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -36,21 +38,29 @@ from ..data.dataset import Dataset
 from ..data.forget import ForgetSplit, make_split
 from ..data.registry import build_dataset
 from ..data.split import Split
-from ..device import resolve_device, synchronize
-from ..evaluation.inference import ModelOutputs, infer
+from ..device import resolve_device
+from ..evaluation.inference import ModelOutputs, infer, load_weights
 from ..evaluation.scoring import Reference, ceiling, forget_confidences, model_metrics
 from ..hashing import key_of
-from ..models.registry import build_model, spec_for
+from ..isolation.executor import Executor
+from ..isolation.pool import threads_per_job
+from ..isolation.protocol import INPUTS, LOGITS, OUTPUT, Job, Limits, Outcome, TrainModelRequest
+from ..models.registry import spec_for
 from ..models.spec import ModelSpec
-from ..paths import cache_root
+from ..paths import cache_root, work_root
 from ..scenario import Scenario
 from ..seeding import derive_seed
-from ..toolkit.training import fit, warm_up
+from ..toolkit.scratch import train_from_scratch
 
 # Bump when a change to data, split, model or training code changes trained weights.
 CACHE_VERSION = "1"
 # Bump when a metric's definition changes: keys the cached reference metrics.
 METRICS_VERSION = "2"
+# A model job's limit: harness code does not hang, but a machine may be slow (the
+# SalUn CIFAR recipe is 182 epochs of ResNet-18).
+TRAIN_MODEL_LIMIT = 24 * 3600.0
+
+log = logging.getLogger("mu_bench")
 
 
 @dataclass(frozen=True)
@@ -135,16 +145,9 @@ def _key(
 
 def _trainer(scenario: Scenario, spec, data: Dataset, train_set: Split, seed: int, device: str):
     def build(tmp: Path) -> dict:
-        torch.manual_seed(seed)
-        model = build_model(spec).to(device)
-        generator = torch.Generator().manual_seed(seed)
-        on_device = train_set.to(device)
-        warm_up()
-        synchronize(device)
-        start = time.perf_counter()
-        fit(model, on_device, scenario.train, generator=generator)
-        synchronize(device)
-        seconds = time.perf_counter() - start
+        # With the threads a worker gets, so a model is the same trained here or by a job.
+        threads = threads_per_job(device)
+        model, seconds = train_from_scratch(spec, train_set, scenario.train, seed, device, threads)
         torch.save(model.state_dict(), tmp / "weights.pt")
         outputs = infer(model, data)
         torch.save({"train": outputs.train, "test": outputs.test}, tmp / "outputs.pt")
@@ -158,7 +161,7 @@ def _trainer(scenario: Scenario, spec, data: Dataset, train_set: Split, seed: in
     return build
 
 
-def _load(entry, role: str, index: int, key: str) -> TrainedModel:
+def _load(entry, role: str, index: int, key: str, cache_hit: bool) -> TrainedModel:
     outputs = torch.load(entry.file("outputs.pt"), weights_only=True)
     return TrainedModel(
         role,
@@ -166,9 +169,115 @@ def _load(entry, role: str, index: int, key: str) -> TrainedModel:
         entry.file("weights.pt"),
         ModelOutputs(outputs["train"], outputs["test"]),
         float(entry.meta["train_seconds"]),
-        cache_hit=not entry.built,
+        cache_hit=cache_hit,
         key=key,
     )
+
+
+def _model_job(
+    scenario: Scenario,
+    spec: ModelSpec,
+    role: str,
+    index: int,
+    device: str,
+    train_file: Path,
+    infer_file: Path,
+) -> Job:
+    """The job that trains model `index` of `role` from scratch on a worker."""
+    request = TrainModelRequest(
+        role=role,
+        seed=index,
+        rng_seed=init_seed(scenario, role, index),
+        budget_seconds=TRAIN_MODEL_LIMIT,
+        device=device,
+        model_spec=spec.to_dict(),
+        recipe=scenario.train.model_dump(mode="json"),
+        inputs={"train": f"{INPUTS}/train.pt", "infer": f"{INPUTS}/infer.pt"},
+    )
+    files = {f"{INPUTS}/train.pt": train_file, f"{INPUTS}/infer.pt": infer_file}
+    return Job(f"{role}-{index}", request, files, Limits(budget=TRAIN_MODEL_LIMIT))
+
+
+def _problem(outcome: Outcome, spec: ModelSpec, data: Dataset) -> str | None:
+    """Why a model job's outputs cannot be cached, or None (they come from another
+    machine: checked like anything that crosses one)."""
+    if outcome.status != "ok":
+        return f"{outcome.status}: {outcome.error}"
+    _, problem = load_weights(outcome.weights, spec, "cpu")
+    if problem:
+        return problem
+    try:
+        logits = torch.load(outcome.folder / OUTPUT / LOGITS, weights_only=True)
+        shapes = {k: tuple(logits[k].shape) for k in ("train", "test")}
+        finite = all(torch.isfinite(logits[k]).all() for k in ("train", "test"))
+    except Exception as exc:
+        return f"unreadable outputs: {type(exc).__name__}: {exc}"
+    want = {
+        "train": (len(data.y_train), data.num_classes),
+        "test": (len(data.y_test), data.num_classes),
+    }
+    if shapes != want or not finite:
+        return f"outputs of shapes {shapes} (finite: {finite}), expected {want}"
+    return None
+
+
+def _from_job(outcome: Outcome, device: str) -> Callable[[Path], dict]:
+    """Move a model job's weights and logits into a cache entry."""
+
+    def build(tmp: Path) -> dict:
+        shutil.move(outcome.weights, tmp / "weights.pt")
+        shutil.move(outcome.folder / OUTPUT / LOGITS, tmp / "outputs.pt")
+        return {
+            "train_seconds": outcome.seconds,
+            "seed": outcome.seed,
+            "device": device,
+            "torch": torch.__version__,
+        }
+
+    return build
+
+
+def _train_through(
+    executor: Executor,
+    scenario: Scenario,
+    spec: ModelSpec,
+    data: Dataset,
+    sets: dict[str, Split],
+    wanted: list[tuple[str, int, str, str]],
+    device: str,
+    cache: Cache,
+) -> set[str]:
+    """Train the `wanted` models (role, index, training set's name in `sets`, cache key)
+    as jobs through `executor` and cache them; the keys trained. A model whose job
+    failed is left out (prepare then trains it in process). A set other than `full` and
+    `retain` (a deletion stream's prefix) names its jobs too, so that keys stay unique."""
+    work = work_root() / f"prepare-{scenario.name}-{uuid.uuid4().hex[:8]}"
+    (work / INPUTS).mkdir(parents=True)
+    try:
+        files = {}
+        for name in sorted({w[2] for w in wanted}):
+            files[name] = work / INPUTS / f"{name}.pt"
+            torch.save({"x": sets[name].x, "y": sets[name].y}, files[name])
+        infer_file = work / INPUTS / "infer.pt"
+        torch.save({"x_train": data.x_train, "x_test": data.x_test}, infer_file)
+        keys, jobs = {}, []
+        for role, index, name, key in wanted:
+            job = _model_job(scenario, spec, role, index, device, files[name], infer_file)
+            if name not in ("full", "retain"):
+                job = replace(job, key=f"{name}-{job.key}")
+            keys[job.key] = key
+            jobs.append(job)
+        trained = set()
+        for outcome in executor.run(jobs, work):
+            problem = _problem(outcome, spec, data)
+            if problem:
+                log.warning("%s: its job failed (%s); training it here", outcome.key, problem)
+                continue
+            cache.get_or_build("models", keys[outcome.key], _from_job(outcome, device))
+            trained.add(keys[outcome.key])
+        return trained
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _cached(cache: Cache, payload: dict[str, Any], compute: Callable[[], dict]) -> dict:
@@ -230,36 +339,61 @@ def prepare(
     in_models: int | None = None,
     on_model: Callable[[TrainedModel], None] | None = None,
     cache: Cache | None = None,
+    executor: Executor | None = None,
 ) -> Artifacts:
     """Build (or load from the cache) everything a submission is scored against.
 
     `gold_seeds`, `ceiling` and `in_models` override the scenario's counts; `on_model`
-    hears of each model as it is trained or loaded."""
+    hears of each model as it is trained or loaded. With an `executor`, the models not
+    in the cache are trained as jobs through it (several at once, or on a cluster),
+    and cached here as they come back; without, one after another in this process."""
     device = resolve_device(device)
     cache = cache or Cache(cache_root())
     data = build_dataset(scenario.data, scenario.seed)
     split = make_split(scenario.forget, scenario.seed, data)
     spec = spec_for(scenario.model, data.input_shape, data.num_classes)
     full = Split(data.x_train, data.y_train, scenario.train.augment)
-    retain = full.subset(split.retain_idx)
+    sets = {"full": full, "retain": full.subset(split.retain_idx)}
 
-    def one(role: str, index: int, train_set: Split, label: str | None = None) -> TrainedModel:
+    n_gold = scenario.gold.seeds if gold_seeds is None else gold_seeds
+    with_ceiling = scenario.gold.ceiling if ceiling is None else ceiling
+    n_in = scenario.lira.in_models if in_models is None else in_models
+    # (role, index, training set, label): label "in" for LiRA's IN models, which are
+    # replicas of the original (its role's seeds 1..M, so they share its cache entries)
+    models = [("original", 0, "full", "original")]
+    models += [("gold", k, "retain", "gold") for k in range(n_gold)]
+    models += [
+        ("gold-holdout", k, "retain", "gold-holdout") for k in range(n_gold if with_ceiling else 0)
+    ]
+    models += [("original", k, "full", "in") for k in range(1, n_in + 1)]
+    keys = {
+        (role, k): _key(scenario, role, k, data.fingerprint, device) for role, k, _, _ in models
+    }
+    trained: set[str] = set()
+    if executor is not None:
+        wanted = [
+            (role, k, name, keys[role, k])
+            for role, k, name, _ in models
+            if cache.get("models", keys[role, k]) is None
+        ]
+        if wanted:
+            trained = _train_through(executor, scenario, spec, data, sets, wanted, device, cache)
+
+    def one(role: str, index: int, name: str, label: str) -> TrainedModel:
         seed = init_seed(scenario, role, index)
-        key = _key(scenario, role, index, data.fingerprint, device)
+        key = keys[role, index]
         entry = cache.get_or_build(
-            "models", key, _trainer(scenario, spec, data, train_set, seed, device)
+            "models", key, _trainer(scenario, spec, data, sets[name], seed, device)
         )
-        model = _load(entry, label or role, index, key)
+        model = _load(entry, label, index, key, cache_hit=not entry.built and key not in trained)
         if on_model:
             on_model(model)
         return model
 
-    original = one("original", 0, full)
-    n_gold = scenario.gold.seeds if gold_seeds is None else gold_seeds
-    gold = tuple(one("gold", k, retain) for k in range(n_gold))
-    with_ceiling = scenario.gold.ceiling if ceiling is None else ceiling
-    holdout = tuple(one("gold-holdout", k, retain) for k in range(n_gold if with_ceiling else 0))
-    n_in = scenario.lira.in_models if in_models is None else in_models
-    ins = tuple(one("original", k, full, label="in") for k in range(1, n_in + 1))
+    loaded = [one(*m) for m in models]
+    original = loaded[0]
+    gold = tuple(m for m in loaded if m.role == "gold")
+    holdout = tuple(m for m in loaded if m.role == "gold-holdout")
+    ins = tuple(m for m in loaded if m.role == "in")
     reference = _reference(scenario, data, split, cache, original, gold, holdout, ins)
     return Artifacts(scenario, data, split, spec, original, gold, holdout, ins, reference)

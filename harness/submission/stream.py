@@ -78,6 +78,7 @@ from .prepare import (
     _key,
     _load,
     _reference,
+    _train_through,
     _trainer,
     init_seed,
     prepare,
@@ -157,47 +158,71 @@ def prepare_stream(
     art: Artifacts | None = None,
     on_model: Callable[[TrainedModel], None] | None = None,
     cache: Cache | None = None,
+    executor: Executor | None = None,
 ) -> StreamArtifacts:
     """The scenario's artifacts (prepared now unless `art` is given) and each prefix's
-    gold models and reference, trained or loaded from the cache."""
+    gold models and reference, trained or loaded from the cache. With an `executor`, the
+    models not in the cache are trained as jobs through it, as `prepare` trains its own
+    (every prefix's at once); without, one after another in this process."""
     device = resolve_device(device)
     cache = cache or Cache(cache_root())
     if art is None:
         # Check the requests fit before any model is trained (bad input writes nothing).
         data = build_dataset(scenario.data, scenario.seed)
         request_indices(scenario, make_split(scenario.forget, scenario.seed, data))
-        art = prepare(scenario, device, on_model=on_model, cache=cache)
+        art = prepare(scenario, device, on_model=on_model, cache=cache, executor=executor)
     requests = request_indices(scenario, art.split)
     data, n = art.data, len(art.data.y_train)
     full = Split(data.x_train, data.y_train, scenario.train.augment)
+    deleted = [torch.sort(torch.cat(requests[: r + 1])).values for r in range(len(requests))]
+    if not torch.equal(deleted[-1], art.split.forget_idx):
+        raise RuntimeError("the stream's requests do not add up to the forget set")
+    # The last prefix deletes all of D_f: the scenario's own split and gold models.
+    splits = [_prefix_split(n, d, art.split) for d in deleted[:-1]]
+    digests = [key_of({"deleted": d.tolist()}) for d in deleted[:-1]]
+    # Gold model i of a prefix: seeded as the scenario's own gold model i, keyed by the
+    # deleted rows (so any scenario and method with that prefix shares it).
+    keys = {
+        (r, i): _key(scenario, f"stream-gold:{digest}", i, data.fingerprint, device)
+        for r, digest in enumerate(digests)
+        for i in range(scenario.gold.seeds)
+    }
+    sets = {f"prefix-{r}": full.subset(split.retain_idx) for r, split in enumerate(splits)}
+    trained: set[str] = set()
+    if executor is not None:
+        wanted = [
+            ("gold", i, f"prefix-{r}", key)
+            for (r, i), key in keys.items()
+            if cache.get("models", key) is None
+        ]
+        if wanted:
+            trained = _train_through(
+                executor, scenario, art.spec, data, sets, wanted, device, cache
+            )
     prefixes = []
-    for r in range(len(requests)):
-        deleted = torch.sort(torch.cat(requests[: r + 1])).values
-        if r == len(requests) - 1:  # all of D_f: the scenario's own split and gold models
-            if not torch.equal(deleted, art.split.forget_idx):
-                raise RuntimeError("the stream's requests do not add up to the forget set")
-            prefixes.append(Prefix(r, requests[r], deleted, art))
-            continue
-        split = _prefix_split(n, deleted, art.split)
-        digest = key_of({"deleted": deleted.tolist()})
-        retain = full.subset(split.retain_idx)
+    for r, split in enumerate(splits):
         gold = []
         for i in range(scenario.gold.seeds):
-            key = _key(scenario, f"stream-gold:{digest}", i, data.fingerprint, device)
-            seed = init_seed(scenario, "gold", i)  # as the scenario's own gold model i
-            build = _trainer(scenario, art.spec, data, retain, seed, device)
-            model = _load(cache.get_or_build("models", key, build), f"gold-{r}", i, key)
+            key = keys[r, i]
+            seed = init_seed(scenario, "gold", i)
+            build = _trainer(scenario, art.spec, data, sets[f"prefix-{r}"], seed, device)
+            entry = cache.get_or_build("models", key, build)
+            hit = not entry.built and key not in trained
+            model = _load(entry, f"gold-{r}", i, key, cache_hit=hit)
             if on_model:
                 on_model(model)
             gold.append(model)
-        split_key = key_of({"split": scenario.section_hash("data", "forget"), "deleted": digest})
+        split_key = key_of(
+            {"split": scenario.section_hash("data", "forget"), "deleted": digests[r]}
+        )
         reference = _reference(
             scenario, data, split, cache, art.original, tuple(gold), (), art.in_models, split_key
         )
         prefix_art = replace(
             art, split=split, gold=tuple(gold), gold_holdout=(), reference=reference
         )
-        prefixes.append(Prefix(r, requests[r], deleted, prefix_art))
+        prefixes.append(Prefix(r, requests[r], deleted[r], prefix_art))
+    prefixes.append(Prefix(len(requests) - 1, requests[-1], deleted[-1], art))
     return StreamArtifacts(art, tuple(prefixes))
 
 

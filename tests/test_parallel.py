@@ -1,0 +1,178 @@
+"""Executors past one job at a time: the local pool (`--jobs`), prepare's models as jobs,
+and the Dask executor on an in-process cluster (the real, multi-process cluster is in
+test_shared_store.py, slow). Each gives the same results as one job at a time."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+
+import pytest
+import torch
+
+from mu_bench.cache import Cache
+from mu_bench.errors import UsageError
+from mu_bench.isolation.executor import for_prepare, make_executor
+from mu_bench.isolation.launch import server_pool
+from mu_bench.isolation.pool import LocalPool, threads_per_job
+from mu_bench.submission.evaluate import evaluate
+from mu_bench.submission.execute import execute
+from mu_bench.submission.plan import plan
+from mu_bench.submission.prepare import prepare
+
+from .conftest import PLUGINS
+
+TIMING = ("seconds", "speedup")  # metrics that measure the clock, not the result
+
+
+def _results(report) -> tuple[dict, list[dict]]:
+    def keep(metrics: dict) -> dict:
+        return {k: v for k, v in metrics.items() if not any(t in k for t in TIMING)}
+
+    return keep(report.metrics), [keep(s.metrics) for s in report.seeds]
+
+
+def _submit(sub, executor, tmp_path, name: str):
+    art = prepare(sub.scenario, "cpu")
+    work = tmp_path / name
+    try:
+        return evaluate(sub, art, execute(sub, art, "cpu", work, executor), "cpu").report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def by_jobs(tmp_path_factory) -> dict:
+    """One submission (reading both sets) run with `--jobs 1` and with `--jobs 2`."""
+    sub = plan("neggrad-plus", "digits-class3", seeds=3)
+    work = tmp_path_factory.mktemp("by-jobs")
+    return {n: _submit(sub, LocalPool(n), work, f"jobs-{n}") for n in (1, 2)}
+
+
+def test_jobs_2_gives_the_same_metrics_as_jobs_1(by_jobs):
+    one, two = by_jobs[1], by_jobs[2]
+    assert one.status == two.status == "ok"
+    assert _results(two) == _results(one)
+    assert "forget_quality" in one.metrics  # a metric over all seeds at once, too
+
+
+def test_pool_runs_jobs_at_once_each_with_its_threads(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(PLUGINS / "gridprobe"))
+    assert server_pool().ready(2, timeout=300)  # both servers warm: measure the pool itself
+    sub = plan("probe-sleep", "digits-random10", seeds=2, params={"seconds": "2"})
+    report = _submit(sub, LocalPool(2), tmp_path, "pool")
+    assert report.status == "ok", [s.error for s in report.seeds]
+    started = sorted(s.metrics["method.started_at"] for s in report.seeds)
+    assert started[1] - started[0] < 1.5  # the second began while the first slept
+    assert len({s.metrics["method.pid"] for s in report.seeds}) == 2
+    assert {s.metrics["method.threads"] for s in report.seeds} == {threads_per_job("cpu")}
+
+
+def test_threads_per_job_come_from_the_environment_else_the_cores(monkeypatch):
+    monkeypatch.setenv("MU_BENCH_THREADS", "3")
+    assert threads_per_job("cpu") == 3
+    monkeypatch.delenv("MU_BENCH_THREADS")
+    assert threads_per_job("cpu") == 1  # one job per core by default, one thread each
+
+
+def test_make_executor_reads_flags_then_environment_and_rejects_bad_input(monkeypatch):
+    assert make_executor(None, 3, "cpu").capacity == 3
+    monkeypatch.setenv("MU_BENCH_JOBS", "2")
+    pool = make_executor(None, None, "cpu")
+    assert isinstance(pool, LocalPool) and pool.capacity == 2
+    assert for_prepare(pool) is pool and for_prepare(LocalPool(1)) is None
+    monkeypatch.setenv("MU_BENCH_JOBS", "many")
+    with pytest.raises(UsageError, match="MU_BENCH_JOBS"):
+        make_executor(None, None, "cpu")
+    for url, jobs, match in [
+        ("local", 0, "at least 1"),
+        ("ray://x:1", None, "dask://HOST:PORT"),
+        ("dask://127.0.0.1", None, "dask://HOST:PORT"),
+        ("dask://127.0.0.1:1", 2, "--jobs sets the local pool"),
+        ("dask://127.0.0.1:1", None, "no Dask scheduler answers"),
+    ]:
+        with pytest.raises(UsageError, match=match):
+            make_executor(url, jobs, "cpu")
+
+
+def _small_prepare(executor, cache_dir):
+    """Three of a scenario's models (the original and two gold) into a cache of their own."""
+    from mu_bench.scenario import load
+
+    scenario = load("digits-random10")
+    return prepare(
+        scenario,
+        "cpu",
+        gold_seeds=2,
+        ceiling=False,
+        in_models=0,
+        cache=Cache(cache_dir),
+        executor=executor,
+    )
+
+
+@pytest.fixture(scope="module")
+def models_here(tmp_path_factory):
+    """The three models trained in this process, as `prepare` does without an executor."""
+    return _small_prepare(None, tmp_path_factory.mktemp("in-process"))
+
+
+def _same_models(a, b) -> None:
+    assert [(m.role, m.index) for m in a.models] == [(m.role, m.index) for m in b.models]
+    for x, y in zip(a.models, b.models, strict=True):
+        wx = torch.load(x.weights, weights_only=True)
+        wy = torch.load(y.weights, weights_only=True)
+        assert all(torch.equal(wx[k].cpu(), wy[k].cpu()) for k in wx), (x.role, x.index)
+        assert torch.equal(x.outputs.test, y.outputs.test)
+
+
+def test_prepare_trains_its_models_as_jobs_and_gets_the_same_models(models_here, tmp_path):
+    jobs = _small_prepare(LocalPool(2), tmp_path / "jobs")
+    assert not any(m.cache_hit for m in jobs.models)
+    _same_models(models_here, jobs)
+    assert jobs.retrain_seconds > 0
+    again = _small_prepare(LocalPool(2), tmp_path / "jobs")
+    assert all(m.cache_hit for m in again.models)
+
+
+@contextlib.contextmanager
+def _in_process_cluster():
+    """A Dask scheduler and two single-threaded workers in this process (over TCP on
+    127.0.0.1): the executor's whole path (tasks, inputs, attempt counters, outputs)
+    without separate processes."""
+    from distributed import LocalCluster
+
+    from mu_bench.isolation.dask_executor import DaskExecutor
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=False,
+        protocol="tcp",
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        executor = DaskExecutor.connect("dask://" + cluster.scheduler_address[len("tcp://") :])
+        try:
+            yield executor
+        finally:
+            executor.close()
+
+
+def test_dask_executor_gives_the_same_results_as_the_local_pool(
+    by_jobs, models_here, tmp_path, monkeypatch
+):
+    from mu_bench.isolation.dask_executor import DaskExecutor
+
+    sub = plan("neggrad-plus", "digits-class3", seeds=3)
+    with _in_process_cluster() as dask:
+        assert dask.capacity == 2
+        assert dask._shared_cache()  # the workers see this process's cache: inputs by path
+        shared = _submit(sub, dask, tmp_path, "shared")
+        assert shared.status == "ok", [s.error for s in shared.seeds]
+        assert _results(shared) == _results(by_jobs[1])
+        # every input travelling with its jobs (scattered once), prepare's models too
+        monkeypatch.setattr(DaskExecutor, "_shared_cache", lambda self: False)
+        carried = _submit(sub, dask, tmp_path, "carried")
+        assert _results(carried) == _results(by_jobs[1])
+        _same_models(_small_prepare(dask, tmp_path / "dask-cache"), models_here)
