@@ -247,7 +247,7 @@ def test_sisa_retrains_from_the_last_clean_slice_and_never_sees_a_forgotten_exam
         **common,
     )
     out = method.unlearn(task)
-    assert task.reported == {"shards_retrained": 2.0, "shards_dropped": 0.0}
+    assert task.reported == {"shards_retrained": 2.0, "shards_dropped": 0.0, "shards_active": 3.0}
     assert "shard-0-slice-0.pt" in loaded and not any("shard-1-" in p for p in loaded)
     assert len(seen) == 2 + 3  # shard 0: slices 1 and 2; shard 1: all three
     for data in seen:
@@ -276,5 +276,5 @@ def test_sisa_drops_shards_it_cannot_retrain_in_time(tmp_path):
         **common,
     )
     out = method.unlearn(task)
-    assert task.reported == {"shards_retrained": 0.0, "shards_dropped": 1.0}
+    assert task.reported == {"shards_retrained": 0.0, "shards_dropped": 1.0, "shards_active": 3.0}
     assert out.member_weights.tolist().count(0.0) == 1

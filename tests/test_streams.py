@@ -12,7 +12,9 @@ import torch
 
 from mu_bench.api import ModelSpec, Split, TrainConfig, TrainTask, UnlearnTask
 from mu_bench.budget import Budget
+from mu_bench.cache import Cache
 from mu_bench.errors import UsageError
+from mu_bench.isolation.pool import LocalPool
 from mu_bench.methods import sisa as sisa_module
 from mu_bench.methods.sisa import SISA, _checkpoint, load_ledger
 from mu_bench.models.registry import build_model
@@ -135,6 +137,43 @@ def test_prefix_gold_models_retrain_without_all_deleted_and_are_reused(tmp_path,
     torch.testing.assert_close(predict_logits(model, art.data.x_test), p0.art.gold[0].outputs.test)
     # Scored after request 0 on everything deleted so far (its forget set is prefix 0's).
     assert first.requests[0]["deleted"] == 10 and first.requests[-1]["deleted"] == 30
+
+
+def _weights_equal(a: Path, b: Path) -> bool:
+    wa, wb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_stream_through_a_pool_gives_what_one_job_at_a_time_gives(tmp_path, monkeypatch):
+    """Each prefix's gold models trained as jobs through a pool of 2 are the models
+    trained in process; SISA (its state travelling from request to request) gives the
+    same results on the stream through the pool as one job at a time."""
+    path = tiny(tmp_path)
+    scenario = parse(path.read_text(), str(path))
+    here = prepare_stream(scenario, "cpu", cache=Cache(tmp_path / "here"))
+    pool = prepare_stream(scenario, "cpu", cache=Cache(tmp_path / "pool"), executor=LocalPool(2))
+    assert not any(m.cache_hit for p in pool.prefixes for m in p.art.gold)
+    for a, b in zip(here.prefixes, pool.prefixes, strict=True):
+        assert [m.key for m in a.art.gold] == [m.key for m in b.art.gold]
+        for x, y in zip(a.art.gold, b.art.gold, strict=True):
+            assert _weights_equal(x.weights, y.weights), (a.index, x.index)
+            assert torch.equal(x.outputs.test, y.outputs.test)
+
+    def results(report) -> list[dict]:
+        return [
+            {k: v for k, v in r["metrics"].items() if "seconds" not in k and "speedup" not in k}
+            for r in report.requests
+        ]
+
+    sub = plan("sisa", str(path), params={"shards": "4", "slices": "3"})
+    monkeypatch.setenv("MU_BENCH_CACHE", str(tmp_path / "here"))
+    serial = run_stream(sub, "cpu", stream=here).evaluation.report
+    monkeypatch.setenv("MU_BENCH_CACHE", str(tmp_path / "pool"))  # its stage trains as jobs
+    heard = []
+    pooled = run_stream(sub, "cpu", stream=pool, executor=LocalPool(2), on_outcome=heard.append)
+    assert serial.status == pooled.status == "ok", [s.error for s in pooled.seeds]
+    assert len(heard) == 3 * 2  # every request's every seed
+    assert results(pooled) == results(serial)
 
 
 def test_a_stream_of_one_request_is_the_one_shot_submission(tmp_path):

@@ -11,7 +11,9 @@ submission's stages, not added to them:
                     each a cache entry keyed by the deleted rows, so that every method
                     and every scenario with that prefix reuses them), and the prefix's
                     reference; the last prefix deletes all of D_f, so its gold models
-                    are the scenario's own
+                    are the scenario's own. With an executor (`--jobs`, Dask), the
+                    models not cached are `TrainModelRequest` jobs through it, as
+                    `prepare` trains its own: every prefix's in one batch
     run_stream      the method's training stage (cached, as for any submission); then
                     per request r, one job per seed through the executor
                     (`execute.seed_job`), starting from that seed's own output of
@@ -114,6 +116,13 @@ def request_indices(scenario: Scenario, split: ForgetSplit) -> list[torch.Tensor
     return [torch.from_numpy(np.sort(part)).long() for part in np.array_split(order, k)]
 
 
+def check_requests(scenario: Scenario) -> None:
+    """A UsageError unless the scenario's requests fit its forget set (builds its data
+    and split, trains nothing)."""
+    data = build_dataset(scenario.data, scenario.seed)
+    request_indices(scenario, make_split(scenario.forget, scenario.seed, data))
+
+
 @dataclass(frozen=True)
 class Prefix:
     """The state of the stream after request `index`: its rows, every row deleted so
@@ -167,9 +176,7 @@ def prepare_stream(
     device = resolve_device(device)
     cache = cache or Cache(cache_root())
     if art is None:
-        # Check the requests fit before any model is trained (bad input writes nothing).
-        data = build_dataset(scenario.data, scenario.seed)
-        request_indices(scenario, make_split(scenario.forget, scenario.seed, data))
+        check_requests(scenario)  # before any model is trained: bad input writes nothing
         art = prepare(scenario, device, on_model=on_model, cache=cache, executor=executor)
     requests = request_indices(scenario, art.split)
     data, n = art.data, len(art.data.y_train)
@@ -246,12 +253,13 @@ def run_stream(
     work: Path | None = None,
     grace: float = 2.0,
     timings: dict[str, float] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> StreamResult:
     """Run the planned submission `sub` on its scenario's stream of deletion requests
     (preparing the stream unless `stream` is given) in `work` (default: a fresh folder
     under the work root; `request-<r>/seed-<s>/` per job, kept with `keep_work`, else
     each request's folder is removed once no seed starts from it); `timings` join the
-    report's."""
+    report's; `on_outcome` hears of each seed's outcome of each request."""
     device = resolve_device(device)
     timings = dict(timings or {})
     if stream is None:
@@ -262,7 +270,7 @@ def run_stream(
         work = work_root() / f"{sub.scenario.name}-{sub.entry.name}-stream-{uuid.uuid4().hex[:8]}"
     try:
         executor = executor or SerialExecutor()
-        return _run(sub, stream, device, executor, work, grace, timings, sweep=not keep_work)
+        return _run(sub, stream, device, executor, work, grace, timings, not keep_work, on_outcome)
     finally:
         if not keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -282,8 +290,8 @@ def _run(
     work: Path,
     grace: float,
     timings: dict[str, float],
-    *,
     sweep: bool,
+    on_outcome: Callable[[Outcome], None] | None,
 ) -> StreamResult:
     base = stream.base
     prestart(device)
@@ -337,6 +345,8 @@ def _run(
         for outcome in executor.run(jobs, folder):
             outcome = _validated(outcome, out_spec)
             outcomes[outcome.seed] = outcome
+            if on_outcome is not None:
+                on_outcome(outcome)
             if outcome.startup_seconds is not None:
                 startups.append(outcome.startup_seconds)
             if outcome.status == "ok" and outcome.seconds is not None:
