@@ -2,12 +2,15 @@
 workers, each a separate process on 127.0.0.1, recording into an MLflow server on a
 private PostgreSQL, while one Dask worker is killed in the middle of a job. The job is
 retried on the other worker; the board ends complete, without duplicates, and every
-process of the cluster, the server and the database is stopped (the fixtures check)."""
+process of the cluster, the server and the database is stopped (the fixtures check).
+A job whose worker dies on both its attempts is recorded `crashed`, once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,7 +79,7 @@ def test_grid_through_a_dask_cluster_survives_a_killed_worker(mlflow_postgres, t
                 assert proc.poll() is None, proc.stderr.read()[-3000:]
                 assert time.monotonic() < deadline, "no job ever ran on worker 0"
                 time.sleep(0.1)
-            cluster.kill_worker(0)  # the whole worker, mid-job, as if its machine died
+            _kill_machine(cluster, 0)  # the whole worker, mid-job, as if its machine died
             out, err = proc.communicate(timeout=900)
         finally:
             if proc.poll() is None:
@@ -92,3 +95,79 @@ def test_grid_through_a_dask_cluster_survives_a_killed_worker(mlflow_postgres, t
         assert sorted(mine["tags.mu_bench.method"]) == ["noop", "probe-sleep"]
         keys = Counter(mine[f"tags.{store.KEY_TAG}"])
         assert set(keys.values()) == {1}  # no duplicates
+
+
+GRID_TWICE = """
+scenarios = ["digits-random10"]
+seeds = 1
+
+[methods]
+noop = {}
+probe-sleep = {seconds = 8}
+"""
+
+
+def _wait_for_sleeper(cluster, proc, skip: set[int]) -> int:
+    """The index of the Dask worker running a `probe-sleep` job not in `skip` (by pid)."""
+    deadline = time.monotonic() + 600
+    while True:
+        for i in range(len(cluster.workers)):
+            if cluster.workers[i].poll() is None:
+                pid = _sleeping_job(cluster.worker_pids(i))
+                if pid is not None and pid not in skip:
+                    skip.add(pid)
+                    return i
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no probe-sleep job ran"
+        time.sleep(0.1)
+
+
+def _kill_machine(cluster, i: int) -> None:
+    """SIGKILL every process of Dask worker i, the job's own session included (a job
+    runs in a process group of its own, which killing the worker's group would miss)."""
+    pids = cluster.worker_pids(i)
+    cluster.kill_worker(i)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_job_whose_worker_dies_twice_is_recorded_crashed_once(mlflow_postgres, tmp_path):
+    uri = mlflow_postgres.url
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID_TWICE)
+    plugins = plugin_path("gridprobe")
+    env = {"PYTHONPATH": plugins, "MU_BENCH_CACHE": str(tmp_path / "worker-cache")}
+    with dask_cluster(tmp_path / "dask", workers=3, env=env) as cluster:
+        url = "dask://" + cluster.address[len("tcp://") :]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mu_bench", "grid", str(grid), "--executor", url]
+            + ["--tracking-uri", uri, "--no-figures", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": plugins},
+        )
+        try:
+            seen: set[int] = set()
+            first = _wait_for_sleeper(cluster, proc, seen)
+            _kill_machine(cluster, first)
+            second = _wait_for_sleeper(cluster, proc, seen)  # its retry, elsewhere
+            assert second != first
+            _kill_machine(cluster, second)  # dies again: no third attempt
+            out, err = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err[-3000:]
+    cells = {c["method"]: c for c in json.loads(out)["cells"]}
+    assert {m: (c["state"], c["status"], c["seeds"]) for m, c in cells.items()} == {
+        "noop": ("recorded", "ok", "1/1"),
+        "probe-sleep seconds=8": ("recorded", "crashed", "0/1"),
+    }
+    runs = ranking.load(uri, "digits-random10")
+    mine = runs[runs["run_id"].isin([c["run_id"] for c in cells.values()])]
+    assert len(mine) == 2 and mine[f"tags.{store.KEY_TAG}"].nunique() == 2  # once each
+    crashed = store.client(uri).get_run(cells["probe-sleep seconds=8"]["run_id"])
+    assert crashed.data.tags["mu_bench.status"] == "crashed"
