@@ -170,7 +170,9 @@ def test_a_stream_through_a_pool_gives_what_one_job_at_a_time_gives(tmp_path, mo
     serial = run_stream(sub, "cpu", stream=here).evaluation.report
     monkeypatch.setenv("MU_BENCH_CACHE", str(tmp_path / "pool"))  # its stage trains as jobs
     heard = []
-    pooled = run_stream(sub, "cpu", stream=pool, executor=LocalPool(2), on_outcome=heard.append)
+    pooled = run_stream(
+        sub, "cpu", stream=pool, executor=LocalPool(2), on_outcome=heard.append
+    ).evaluation.report
     assert serial.status == pooled.status == "ok", [s.error for s in pooled.seeds]
     assert len(heard) == 3 * 2  # every request's every seed
     assert results(pooled) == results(serial)
