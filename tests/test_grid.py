@@ -176,6 +176,7 @@ def test_a_killed_grid_resumes_without_duplicates(tmp_path):
     assert states == {"on the board": len(done_before), "recorded": 4 - len(done_before)}
 
 
+@pytest.mark.slow
 def test_a_grid_runs_a_stream_cell_request_by_request(tmp_path):
     """A cell on a scenario with a [stream] runs its requests one after another (the
     others in the batch) and lands with every request; a stream too long for its forget
