@@ -21,6 +21,10 @@ Class-level declarations (not hyperparameters):
   stay the paper's: keyed by dataset (`"digits"`: tuned for both digits scenarios) or
   by dataset and forget rule (`"cifar10-class"`, `"cifar100-random"`: a paper's own
   values for that setting), the latter winning (`preset_for`).
+- `search_space`: the fields `mu-bench tune` searches, each as `--space` takes it
+  ("log:1e-3:0.3", "float:0:1", "int:1:10", "choice:32,64,128"); `preset_sources`:
+  which presets fair tuning derived (preset key -> the preset file shipped in
+  `mu_bench/presets/`, its provenance), so the board says so.
 - `default_budget`: the budget when the user gives no `--budget`, as `--budget` takes
   it ("150%" of the measured retrain time, or seconds), and never less than the
   scenario's own budget; None (most methods): the scenario's budget. `retrain` sets
@@ -96,6 +100,8 @@ class Method(BaseModel):
     # dataset ({"digits": {"lr": 0.01}}) or by "<dataset>-<forget rule>" ({"cifar10-class":
     # ...}), which wins over the dataset's key. `--param` wins over both.
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    search_space: ClassVar[dict[str, str]] = {}
+    preset_sources: ClassVar[dict[str, str]] = {}
     default_budget: ClassVar[str | None] = None
     train_fields: ClassVar[tuple[str, ...] | None] = None
     train_version: ClassVar[str] = "1"

@@ -34,6 +34,10 @@ COLUMNS = {
     "in_scope": "tags.mu_bench.in_scope",
     "version": "tags.mu_bench.version",
     "params": "tags.mu_bench.params",
+    # Where the parameters came from (defaults, preset, fair-tuning, user) and the
+    # preset's provenance (`submission.presets`); absent on older records.
+    "params_from": "tags.mu_bench.params_source",
+    "params_provenance": "tags.mu_bench.params_provenance",
 }
 # Stage and stream metrics are columns only when some submission has them, then the
 # numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).

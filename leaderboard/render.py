@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -42,6 +43,14 @@ def fmt(value: Any, std: Any = None, digits: int = 3, sep: str = " ± ") -> str:
     return str(value)
 
 
+# The board's "params" column: where a submission's parameters came from.
+_SHORT_SOURCE = {"fair-tuning": "tuned", "fair-tuning+user": "tuned+user"}
+
+
+def _source(value: Any) -> str:
+    return "-" if _missing(value) else _SHORT_SOURCE.get(value, str(value))
+
+
 def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
     extras = [
         c for c in df.columns if _is_extra(c) and not c.endswith("_std") and df[c].notna().any()
@@ -54,6 +63,7 @@ def leaderboard_rows(df: pd.DataFrame) -> list[dict[str, str]]:
             "method": r["method"],
             "status": status,
             "seeds": r["seeds"],
+            "params": _source(r.get("params_from")),
         }
         for m in SHOWN:
             row[label(m)] = fmt(r.get(m), r.get(f"{m}_std"), digits(m), sep="±")
@@ -94,13 +104,18 @@ def markdown_boards(tables: dict[str, pd.DataFrame]) -> str:
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     cols = ["rank", "method", "status", "seeds", "in_scope", "version", "params", "run_id"]
+    cols += [c for c in ("params_from", "params_provenance") if c in df]
     cols += [
         c
         for c in df.columns
         if c in BOARD or c.removesuffix("_std") in BOARD or _is_extra(c.removesuffix("_std"))
     ]
     out = df[cols].astype(object).where(df[cols].notna(), None)
-    return out.to_dict(orient="records")
+    rows = out.to_dict(orient="records")
+    for row in rows:
+        if isinstance(row.get("params_provenance"), str):
+            row["params_provenance"] = json.loads(row["params_provenance"])
+    return rows
 
 
 def report_table(report):

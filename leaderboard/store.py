@@ -201,6 +201,16 @@ def _request_metrics(report: Report, step_time: int) -> list:
     return rows
 
 
+def provenance_tag(provenance: dict[str, Any]) -> str:
+    """A preset's provenance as the board shows it: the study, its trials and objective,
+    the tuning forget set (the whole document is in `report.json`)."""
+    keys = ("source", "name", "study", "scenario", "trials", "trials_ok", "objective")
+    short = {k: provenance[k] for k in keys if k in provenance}
+    if isinstance(provenance.get("tuning_set"), dict):
+        short["tuning_set"] = provenance["tuning_set"].get("forget")
+    return json.dumps(short, sort_keys=True, default=str)[:5000]
+
+
 def record(
     report: Report, uri: str, figures: dict[str, Path] | None = None, key: str | None = None
 ) -> Report:
@@ -236,7 +246,10 @@ def record(
             "mu_bench.in_scope": str(report.in_scope).lower(),
             "mu_bench.preset": report.preset or "",
             "mu_bench.params": json.dumps(report.params, sort_keys=True),
+            "mu_bench.params_source": report.params_source,
         }
+        if report.params_provenance:
+            tags["mu_bench.params_provenance"] = provenance_tag(report.params_provenance)
         if key is not None:
             tags[KEY_TAG] = _checked_key(key)
         parent = c.create_run(exp_id, tags=tags, run_name=report.method)

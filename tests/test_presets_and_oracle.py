@@ -67,10 +67,10 @@ def test_published_settings_reach_the_methods():
     assert plan("scrub", "cifar10-class").method.alpha == 0.001
     assert plan("salun", "cifar100-random10").method.lr == 5e-3
     assert plan("salun", "cifar100-random10").method.passes == "shuffled"
-    # Digits presets keep their dataset key and values.
+    # Digits presets keep their dataset key and values (fair-tuned ones their setting key).
     digits = plan("cf-k", "digits-class3")
     assert digits.preset == "digits" and (digits.method.lr, digits.method.epochs) == (0.5, 30)
-    assert plan("gradient-ascent", "digits-random10").method.lr == 2e-3
+    assert plan("gradient-ascent", "digits-random10").preset == "digits-random"
 
 
 def test_a_method_default_budget_follows_the_retrain_time_and_the_user_wins():

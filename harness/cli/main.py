@@ -8,7 +8,7 @@ import sys
 import traceback
 
 from ..errors import MuBenchError
-from . import board, download, grid, listing, prepare, server, submit  # noqa: F401  (registers)
+from . import board, download, grid, listing, prepare, server, submit, tune  # noqa: F401  (registers)
 from .app import app, err
 
 

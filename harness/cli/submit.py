@@ -50,6 +50,14 @@ def submit(
     ] = None,
     param: ParamOpt = None,
     no_preset: NoPresetOpt = False,
+    preset: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--preset",
+            help="A preset file or name (`mu-bench tune` writes them) instead of the "
+            "built-in preset; --param still wins.",
+        ),
+    ] = None,
     tracking_uri: TrackingOpt = None,
     device: DeviceOpt = "auto",
     data_root: DataRootOpt = None,
@@ -76,7 +84,11 @@ def submit(
 
     show_progress()
     use_data_root(data_root)
-    sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset)
+    if preset is not None and no_preset:
+        from ..errors import UsageError
+
+        raise UsageError("--preset and --no-preset exclude each other: give one")
+    sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset, preset)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
     device = resolve_device(device)

@@ -146,5 +146,7 @@ def evaluate(
         reference=ref.summary(),
         notes=tuple(notes),
         timings=all_timings,
+        params_source=sub.params_source,
+        params_provenance=sub.provenance,
     )
     return Evaluation(report, outputs, across)

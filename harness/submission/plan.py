@@ -1,7 +1,8 @@
 """Stage 1, plan: validate everything a submission needs before any compute.
 
-Scenario, method, hyperparameters (the preset for the scenario's setting, then
-`--param`), seeds and budget: each is checked here and a problem is a `UsageError`
+Scenario, method, hyperparameters (the preset for the scenario's setting, or a preset
+file given with `--preset`, then `--param`; where they came from is kept, see
+`presets`), seeds and budget: each is checked here and a problem is a `UsageError`
 naming what is valid, before any data is loaded or model trained, so bad input writes
 nothing. The result, a `Submission`, is plain data the later stages take.
 """
@@ -17,6 +18,7 @@ from ..errors import UsageError
 from ..isolation.protocol import MethodRef
 from ..method import Method, instantiate, read_sets
 from ..scenario import Scenario, load
+from . import presets
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,10 @@ class Submission:
     preset: str | None  # the preset key applied, if any
     seeds: int
     budget: str | float | None  # seconds, "N%" of retrain time, or None for the default
+    # Where the parameters came from (`presets`: defaults, preset, fair-tuning, user) and
+    # the preset's provenance, when it has one.
+    params_source: str = "defaults"
+    provenance: dict[str, Any] | None = None
 
 
 def method_ref(entry: registry.MethodEntry) -> MethodRef:
@@ -100,15 +106,27 @@ def plan(
     budget: str | None = None,
     params: dict[str, str] | None = None,
     use_preset: bool = True,
+    preset_file: str | None = None,
 ) -> Submission:
     """Validate everything a submission needs; raises UsageError naming what is valid.
-    `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`."""
+    `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`;
+    `preset_file` a preset's path or name (`presets.load`), instead of the built-in one."""
     scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
     entry = registry.get(method_name)
     cls = entry.load()
     preset, merged = None, {}
-    if use_preset and isinstance(cls, type) and issubclass(cls, Method):
+    source, provenance = "defaults", None
+    if preset_file is not None:
+        preset, merged, source, provenance = _from_file(preset_file, method_name, scenario)
+    elif use_preset and isinstance(cls, type) and issubclass(cls, Method):
         preset, merged = cls.preset_for(scenario.data.dataset, scenario.forget.rule)
+        if preset is not None:
+            source = "preset"
+            if preset in cls.preset_sources:
+                provenance = presets.load_builtin(cls.preset_sources[preset])["provenance"]
+                source = provenance.get("source", "preset")
+    if params:
+        source = "user" if source == "defaults" else f"{source}+user"
     default_budget = getattr(cls, "default_budget", None)
     if default_budget is not None:
         try:
@@ -131,4 +149,25 @@ def plan(
         preset,
         seeds or scenario.submit.seeds,
         parse_budget(budget),
+        source,
+        provenance,
     )
+
+
+def _from_file(ref: str, method_name: str, scenario: Scenario):
+    """(name, values, source, provenance) of a preset file, checked against the request."""
+    doc = presets.load(ref)
+    if doc["method"] != method_name:
+        raise UsageError(
+            f"preset {ref} is for method '{doc['method']}', not '{method_name}': give a "
+            f"preset made by `mu-bench tune {method_name}`"
+        )
+    provenance = doc["provenance"]
+    tuned_on = (provenance.get("tuning_set") or {}).get("scenario_hash")
+    if tuned_on is not None and tuned_on == scenario.content_hash:
+        raise UsageError(
+            f"preset {ref} was tuned on this scenario's own forget set: score it on the "
+            "scenario it was tuned for, whose forget set it never saw"
+        )
+    source = presets.FAIR if provenance.get("source") == presets.FAIR else "user"
+    return doc.get("name") or ref, dict(doc["params"]), source, provenance

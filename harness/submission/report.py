@@ -51,6 +51,9 @@ class Report:
     # its size, the rows deleted so far, its status and its metrics after the request
     # (`submission.stream`); empty for a one-shot submission.
     requests: tuple[dict[str, Any], ...] = ()
+    # Where `params` came from (`submission.presets`) and the preset's provenance.
+    params_source: str = "defaults"
+    params_provenance: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
