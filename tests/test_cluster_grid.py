@@ -25,7 +25,8 @@ from mu_bench.leaderboard import ranking, store
 from .conftest import plugin_path
 from .services import dask_cluster
 
-pytestmark = pytest.mark.slow
+# A cold cache prepares both scenarios through the cluster first: minutes on a busy machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 GRID = """
 scenarios = ["digits-random10", "digits-class3"]

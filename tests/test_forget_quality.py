@@ -51,10 +51,25 @@ def test_a_point_mass_hits_the_peaky_rule_and_scores_zero():
     assert np.all(fq.epsilons == EPSILON_CAP) and fq.value == 0.0
 
 
-def test_the_same_point_mass_on_both_sides_is_indistinguishable():
-    """No rule survives (the reference asserts there); mu-bench defines epsilon 0."""
+def test_the_same_point_mass_on_both_sides_is_undefined_not_one():
+    """No rule survives and the reference asserts: epsilon NaN, F undefined (NaN)."""
     same = np.full((4, 3), 1.5)
-    assert np.all(epsilons(same, same.copy()) == 0.0)
+    assert np.all(np.isnan(epsilons(same, same.copy())))
+    fq = forget_quality(same, same.copy())
+    assert np.isnan(fq.value) and fq.undefined == 3
+
+
+def test_undefined_examples_are_left_out_of_f():
+    """Two examples with a shared point mass, one perfectly separated (0 points), one
+    identical (1 point): F = 0.5 over the two defined ones."""
+    rng = np.random.default_rng(5)
+    gold = rng.normal(size=(8, 4))
+    unlearned = gold.copy()
+    gold[:, :2] = unlearned[:, :2] = 103.6  # saturated on both sides
+    unlearned[:, 2] += 20.0
+    fq = forget_quality(unlearned, gold)
+    assert fq.undefined == 2 and np.isnan(fq.epsilons[:2]).all()
+    assert fq.points[2:].tolist() == [0.0, 1.0] and fq.value == 0.5
 
 
 def test_a_hand_computed_epsilon():

@@ -16,6 +16,7 @@ import mu_bench.submission.prepare as prepare_stage
 from mu_bench.cache import Cache
 from mu_bench.errors import UsageError
 from mu_bench.evaluation import scoring
+from mu_bench.evaluation.ceiling import pooled_ceiling
 from mu_bench.evaluation.metrics.forget_quality import forget_quality
 from mu_bench.leaderboard import ranking, store
 from mu_bench.leaderboard.figures import pareto_front
@@ -140,12 +141,18 @@ def test_a_method_that_ignores_its_seed_is_a_point_mass_with_f_zero(art):
     assert m["lira_auc"] > 0.6
 
 
-def test_ceiling_is_gold_against_independent_gold_at_the_same_n(art, shared_cache):
-    ceiling = art.reference.ceilings[8]
-    holdout = scoring.forget_confidences((g.outputs for g in art.gold_holdout[:8]), *_sets(art))
-    gold = scoring.forget_confidences((g.outputs for g in art.gold[:8]), *_sets(art))
-    assert ceiling == forget_quality(holdout, gold).value
-    assert 0.1 < ceiling < 0.5  # the small-N bias: far below 1 even for gold itself
+def test_ceiling_is_pooled_gold_against_independent_gold_at_the_same_n(art, shared_cache):
+    """The mean F of 20 disjoint pairs of 8-model sets drawn from all 64 retrained models,
+    and the spread of one draw."""
+    ceiling, spread = art.reference.ceilings[8], art.reference.ceiling_spreads[8]
+    holdout = scoring.forget_confidences((g.outputs for g in art.gold_holdout), *_sets(art))
+    gold = scoring.forget_confidences((g.outputs for g in art.gold), *_sets(art))
+    assert len(gold) == len(holdout) == 32  # the digits default: 32 per side
+    expected = pooled_ceiling(np.concatenate([gold, holdout]), 8, pairs=20)
+    assert (ceiling, spread) == (expected.mean, expected.std)
+    one_draw = forget_quality(holdout[:8], gold[:8]).value
+    assert abs(one_draw - ceiling) < 4 * spread  # one draw is one of the pairs' kind
+    assert 0.1 < ceiling < 0.6  # the small-N bias: far below 1 even for gold itself
     again = prepare(load(SCENARIO), "cpu", cache=Cache(shared_cache))
     assert again.reference.ceilings[8] == ceiling  # cached
 
@@ -219,7 +226,11 @@ def test_scenario_keys_for_the_ceiling_and_lira_are_validated():
         'fraction = 0.1\n[model]\narch = "mlp"\n[train]\nlr = 0.001\nepochs = 1\n'
         "batch_size = 64\n[budget]\nseconds = 5\n"
     )
-    assert text["lira"]["in_models"] == 8 and text["gold"]["ceiling"] is True
+    assert text["lira"]["in_models"] == 32 and text["gold"]["ceiling"] is True
+    assert text["gold"]["seeds"] == 32 and text["relearn"]["steps"] == 10
+    assert parse(base, "t").relearn.steps == 0  # the relearning attack: off by default
+    with pytest.raises(UsageError, match="slice_fraction"):
+        parse(base + "[relearn]\nsteps = 10\nslice_fraction = 0.5\n", "t")
     assert parse(base, "t").lira.in_models == 0  # off by default
     with pytest.raises(UsageError, match="in_models = 1"):
         parse(base + "[lira]\nin_models = 1\n", "t")

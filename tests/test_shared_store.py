@@ -47,10 +47,12 @@ def test_find_submission_through_a_postgres_backed_server(mlflow_postgres):
 
 
 def _concurrent_submits(uri: str, n: int) -> list[str]:
-    """`n` real `mu-bench submit noop --seeds 2` at once into `uri`; their run ids."""
+    """`n` real `mu-bench submit noop --seeds 2` at once into `uri`; their run ids. Each
+    runs one job at a time (`--jobs 1`): the race is on the store, and n submits with a
+    pool of fork servers per core each would swamp a small machine."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "mu_bench", "submit", "noop", "--seeds", "2"]
+            [sys.executable, "-m", "mu_bench", "submit", "noop", "--seeds", "2", "--jobs", "1"]
             + ["--tracking-uri", uri, "--no-figures", "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -59,15 +61,22 @@ def _concurrent_submits(uri: str, n: int) -> list[str]:
         for _ in range(n)
     ]
     ids = []
-    for p in procs:
-        out, err = p.communicate(timeout=600)
-        assert p.returncode == 0, err[-3000:]
-        doc = json.loads(out)
-        assert doc["status"] == "ok", doc
-        ids.append(doc["run_id"])
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=900)
+            assert p.returncode == 0, err[-3000:]
+            doc = json.loads(out)
+            assert doc["status"] == "ok", doc
+            ids.append(doc["run_id"])
+    finally:  # a failure leaves no submit running
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return ids
 
 
+@pytest.mark.timeout(1200)  # eight interpreters importing torch at once: minutes on 2 cores
 @pytest.mark.parametrize("backend", ["postgres-server", "sqlite"])
 def test_eight_concurrent_submits_all_land(backend, request, tmp_path):
     cli_json("prepare", "digits-random10")  # the submits race on the store only

@@ -72,6 +72,8 @@ def prepare(
 
     def on_model(m) -> None:
         how = "cached" if m.cache_hit else f"trained in {m.train_seconds:.2f} s"
+        if not m.cache_hit and m.trainer == "stacked":
+            how += " (its share of a batched run)"
         say(f"{m.role} {m.index}: {how}")
 
     device = resolve_device(device)
@@ -99,6 +101,11 @@ def prepare(
         "holdout_gold_models": len(art.gold_holdout),
         "lira_in_models": len(art.in_models),
         "retrain_seconds": art.retrain_seconds,
+        "trained_batched": sum(m.trainer == "stacked" for m in art.models),
+        "forget_quality_ceiling": {
+            str(n): {"mean": mean, "std": art.reference.ceiling_spreads.get(n)}
+            for n, mean in art.reference.ceilings.items()
+        },
         "cache_hits": sum(m.cache_hit for m in art.models),
         "original": reference["original"],
         "gold": reference["gold"],

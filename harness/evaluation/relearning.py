@@ -161,3 +161,33 @@ def relearn(
         slice_size=len(sliced),
         evaluated=len(evaluated),
     )
+
+
+# The report's per-model names (catalogue.py) of the two attacks' forget accuracies.
+RELEARN_METRICS = {"with_slice": "relearn_forget_acc", "retain_only": "relearn_retain_only_acc"}
+
+
+def relearn_metrics(
+    state: dict[str, torch.Tensor],
+    spec: ModelSpec,
+    retain: Split,
+    forget: Split,
+    recipe: TrainConfig,
+    *,
+    steps: int,
+    slice_fraction: float,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """`relearn`'s two forget accuracies under the report's metric names."""
+    result = relearn(
+        state,
+        spec,
+        retain,
+        forget,
+        recipe,
+        seed=seed,
+        config=RelearnConfig(steps=steps, slice_fraction=slice_fraction),
+        device=device,
+    )
+    return {name: getattr(result, attack) for attack, name in RELEARN_METRICS.items()}

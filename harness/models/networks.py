@@ -149,12 +149,17 @@ class Ensemble(nn.Module):
         self.register_buffer("member_weights", torch.ones(len(members)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.combine(x, self.aggregation)
+
+    def combine(self, x: torch.Tensor, aggregation: str) -> torch.Tensor:
+        """The members' outputs aggregated by `aggregation` ("vote" or "softmax-mean"),
+        whatever the ensemble's own rule (evaluation reads a vote's probabilities)."""
         active = [i for i, w in enumerate(self.member_weights.tolist()) if w > 0]
         if not active:
             return x.new_zeros((x.shape[0], self.num_classes), dtype=torch.float32)
         logits = torch.stack([self.members[i](x).float() for i in active])  # (S, n, C)
         w = self.member_weights[active].float()
-        if self.aggregation == "vote":
+        if aggregation == "vote":
             votes = F.one_hot(logits.argmax(-1), self.num_classes).float()
             return torch.einsum("s,snc->nc", w, votes)
         log_p = logits.log_softmax(-1) + w.log()[:, None, None]

@@ -18,9 +18,11 @@ Torch-free, so loading a scenario stays cheap; the modules are in `networks.py`.
 - `ensemble`: S members of one architecture and an aggregation rule (SISA's shards):
   `vote` is SISA's `aggregation.py` label majority vote (the "logits" are the weighted
   vote counts, so argmax is the majority label with ties to the lowest class index, as
-  `np.argmax`; loss-based metrics see softmax(vote counts), a coarse but finite and
-  monotone function of the true class's share of the votes); `softmax-mean` is the mean
-  of the members' softmax probabilities (the logits are its log). A buffer
+  `np.argmax`); `softmax-mean` is the mean of the members' softmax probabilities (the
+  logits are its log). Evaluation predicts with the ensemble's own rule, but the
+  membership attacks and confidence statistics (MIAs, forget quality, LiRA, KLOM) of a
+  `vote` read the members' weighted mean softmax probability (`inference.infer`): a
+  probability comparable to a single model's, where softmax(vote counts) was not. A buffer
   `member_weights` (default ones) weighs each member; 0 drops one (SISA drops a shard
   it could not retrain in time); with every weight 0 the output is zeros.
 """

@@ -4,7 +4,10 @@ Each ok seed's model is rebuilt from its validated weights (harness code: no plu
 code runs here) and gets exactly one inference pass; every per-model metric comes from
 those logits, then the means, gaps to gold and costs (`aggregate`) and the metrics that
 need all of a submission's models at once (`submission_metrics`: forget quality, its
-ceiling, the score, LiRA) against the scenario's prepared reference.
+ceiling, the score, LiRA, KLOM) against the scenario's prepared reference. Where the
+scenario asks (`[relearn] steps`), each ok seed's model also undergoes the relearning
+attack (`evaluation.relearning`, harness code on the validated weights, the same seed and
+batches as the gold models' at prepare time), about 0.05 s a digits model.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ import torch
 
 from .. import __version__
 from ..evaluation.inference import ModelOutputs, infer, load_weights
+from ..evaluation.relearning import RELEARN_METRICS, relearn_metrics
 from ..evaluation.scoring import (
     SubmissionEvaluation,
     aggregate,
     forget_confidences,
+    forget_margins,
     model_metrics,
     submission_metrics,
 )
-from .prepare import mia_seed
+from .prepare import mia_seed, relearn_seed
 from .report import Report, SeedReport
 
 if TYPE_CHECKING:
@@ -72,6 +77,25 @@ def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: m.get(k, float("nan")) for k in names} for m in per_seed]
 
 
+def _relearning(sub: Submission, art: Artifacts, execution: Execution) -> str | None:
+    """Why the relearning attack is not run on this submission's models, or None."""
+    if not art.scenario.relearn.steps:
+        return "off"
+    if execution.out_spec != art.spec:
+        return (
+            f"relearning: not run, the method's model ({execution.out_spec.arch}) is not the "
+            f"scenario's architecture ({art.spec.arch}), which the attack fine-tunes"
+        )
+    return None
+
+
+def _relearn_gaps(metrics: dict[str, float], gold: dict[str, float]) -> None:
+    """Each relearning accuracy's distance to the gold models' under the same steps."""
+    for name in RELEARN_METRICS.values():
+        if name in metrics and name in gold:
+            metrics[f"{name}_gap"] = abs(metrics[name] - gold[name])
+
+
 def evaluate(
     sub: Submission,
     art: Artifacts,
@@ -83,6 +107,8 @@ def evaluate(
     report's own."""
     clock = time.perf_counter()
     seeds, outputs = [], {}
+    no_relearning = _relearning(sub, art, execution)
+    relearn_seconds = 0.0
     for outcome in execution.outcomes:
         metrics: dict[str, float] = {}
         if outcome.status == "timeout":  # not scored; what the method said it did stays
@@ -93,6 +119,22 @@ def evaluate(
             metrics = model_metrics(
                 outputs[outcome.seed], art.data, art.split, mia_seed(art.scenario)
             )
+            if no_relearning is None:
+                start = time.perf_counter()
+                metrics.update(
+                    relearn_metrics(
+                        model.state_dict(),
+                        art.spec,
+                        art.retain,
+                        art.forget,
+                        art.scenario.train,
+                        steps=art.scenario.relearn.steps,
+                        slice_fraction=art.scenario.relearn.slice_fraction,
+                        seed=relearn_seed(art.scenario),
+                        device=device,
+                    )
+                )
+                relearn_seconds += time.perf_counter() - start
             metrics.update(execution.stage_metrics.get(outcome.seed, {}))
             metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
         seeds.append(
@@ -114,19 +156,25 @@ def evaluate(
         ref.gold_mean_std()[0],
         art.retrain_seconds,
     )
+    _relearn_gaps(metrics, ref.gold_mean_std()[0])
     confs = forget_confidences((outputs[s.seed] for s in ok), art.data, art.split)
-    across = submission_metrics(confs, [s.metrics for s in ok], ref)
+    margins = forget_margins((outputs[s.seed] for s in ok), art.data, art.split)
+    across = submission_metrics(confs, [s.metrics for s in ok], ref, margins)
     metrics.update(across.metrics)
     cls = type(sub.method)
     in_scope = not (cls.scope == "class" and sub.scenario.forget.rule != "class")
     notes = [] if in_scope else ["out of scope: a class-unlearning method run on random forgetting"]
     notes.extend(across.notes)
+    if no_relearning not in (None, "off") and ok:
+        notes.append(no_relearning)
     notes.extend(_truncation_notes(sub.entry.name, seeds))
     all_timings = {
         **(timings or {}),
         **execution.timings,
         "evaluate_seconds": time.perf_counter() - clock,
     }
+    if relearn_seconds:
+        all_timings["relearn_seconds"] = relearn_seconds
     report = Report(
         scenario=sub.scenario.name,
         scenario_hash=sub.scenario.content_hash,

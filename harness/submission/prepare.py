@@ -13,10 +13,20 @@ only the new models and a second `prepare` is a cache hit. Each entry stores the
 weights, the logits of one inference pass over the training and test sets, and the
 training time (the gold models' median is the `retrain_seconds` every speed-up is
 measured against). Then the reference (`evaluation.scoring.Reference`): each prepared
-model's metrics and the ceiling at the N of a default submission, each cached beside
-the models (keyed by `METRICS_VERSION`).
-Digits: about 1 s per model on two CPU cores (original + 8 gold + 8 holdout + 8 IN
-models, about 30 s, once); a cache hit takes a fraction of a second.
+model's metrics, the gold models' forget accuracies under the relearning attack (where
+`[relearn] steps` is set), and the pooled ceiling at the N of a default submission (mean
+and spread, `evaluation.ceiling.pooled_ceiling` over gold and holdout models), each
+cached beside the models (keyed by `METRICS_VERSION`).
+
+Batched: every model but the original and gold model 0 is trained with the others of its
+training set at once (`toolkit.batched_training.train_batched`, the stacked path) where
+the architecture has one on the CPU (`trainer_for`); those models' cache keys say
+`trainer = "stacked"` (their weights equal sequential training's to a tolerance), and
+their `train_seconds` is their share of the run. Gold model 0 trains alone: its time is
+`retrain_seconds`. Digits: about 1 s per model one by one on two quiet CPU cores; the
+digits scenarios' original + 32 gold + 32 holdout + 32 IN models take about as long as
+1 + 24 one by one (34 s, benchmarks/batched_training.py), once; a cache hit takes a
+fraction of a second.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..cache import Cache
@@ -39,8 +50,16 @@ from ..data.forget import ForgetSplit, make_split
 from ..data.registry import build_dataset
 from ..data.split import Split
 from ..device import resolve_device
+from ..evaluation.ceiling import pooled_ceiling
 from ..evaluation.inference import ModelOutputs, infer, load_weights
-from ..evaluation.scoring import Reference, ceiling, forget_confidences, model_metrics
+from ..evaluation.relearning import relearn_metrics
+from ..evaluation.scoring import (
+    CEILING_PAIRS,
+    Reference,
+    forget_confidences,
+    forget_margins,
+    model_metrics,
+)
 from ..hashing import key_of
 from ..isolation.executor import Executor
 from ..isolation.pool import threads_per_job
@@ -50,6 +69,7 @@ from ..models.spec import ModelSpec
 from ..paths import cache_root, work_root
 from ..scenario import Scenario
 from ..seeding import derive_seed
+from ..toolkit.batched_training import stacked_unsupported, train_batched
 from ..toolkit.scratch import train_from_scratch
 
 # Bump when a change to data, split, model or training code changes trained weights.
@@ -72,6 +92,7 @@ class TrainedModel:
     train_seconds: float
     cache_hit: bool
     key: str  # its cache key (keys its cached metrics)
+    trainer: str = "sequential"  # or "stacked": trained with others at once
 
 
 @dataclass(frozen=True)
@@ -89,7 +110,10 @@ class Artifacts:
 
     @property
     def retrain_seconds(self) -> float:
-        return statistics.median(m.train_seconds for m in self.gold)
+        """The time of one gold model trained alone (gold 0 always is): what every
+        speed-up is measured against, however the other models were trained."""
+        alone = [m.train_seconds for m in self.gold if m.trainer == "sequential"]
+        return statistics.median(alone or [m.train_seconds for m in self.gold])
 
     @property
     def models(self) -> tuple[TrainedModel, ...]:
@@ -121,13 +145,72 @@ def init_seed(scenario: Scenario, role: str, index: int) -> int:
     return derive_seed(scenario.seed, role, index)
 
 
+def relearn_seed(scenario: Scenario) -> int:
+    """The relearning attack's seed (its forget slice and batches): one per scenario, so
+    every model of a scenario, gold or submitted, is attacked the same way."""
+    return derive_seed(scenario.seed, "relearn")
+
+
+def gold_relearning(
+    scenario: Scenario,
+    spec: ModelSpec,
+    data: Dataset,
+    split: ForgetSplit,
+    cache: Cache,
+    gold: tuple[TrainedModel, ...],
+    device: str,
+) -> list[dict[str, float]]:
+    """Each gold model's forget accuracies under the relearning attack (the reference a
+    submission's are compared with), cached per model; empty dicts when it is off."""
+    steps = scenario.relearn.steps
+    if not steps:
+        return [{} for _ in gold]
+    train_set = Split(data.x_train, data.y_train, scenario.train.augment)
+    retain = train_set.subset(split.retain_idx)
+    forget = train_set.subset(split.forget_idx)
+
+    def attack(m: TrainedModel) -> dict[str, float]:
+        state = torch.load(m.weights, map_location="cpu", weights_only=True)
+        return relearn_metrics(
+            state,
+            spec,
+            retain,
+            forget,
+            scenario.train,
+            steps=steps,
+            slice_fraction=scenario.relearn.slice_fraction,
+            seed=relearn_seed(scenario),
+            device=device,
+        )
+
+    split_hash = scenario.section_hash("data", "forget", "relearn")
+    return [
+        _cached(cache, {"relearn": m.key, "split": split_hash}, lambda m=m: attack(m)) for m in gold
+    ]
+
+
 def mia_seed(scenario: Scenario) -> int:
     """The loss attack's subsampling seed: one per scenario, the same for every model."""
     return derive_seed(scenario.seed, "mia-subsample")
 
 
+def trainer_for(role: str, index: int, spec: ModelSpec, device: str) -> str:
+    """How model `index` of `role` is trained: "stacked" (with the scenario's other
+    stacked models at once, `toolkit.batched_training`) where the architecture allows on
+    the CPU, except the original and gold model 0, which train alone ("sequential"): the
+    models methods start from, and the one whose time is `retrain_seconds`."""
+    if role == "original" and index == 0 or role == "gold" and index == 0:
+        return "sequential"
+    return "sequential" if stacked_unsupported(spec, device) else "stacked"
+
+
 def _key(
-    scenario: Scenario, role: str, index: int, data_fingerprint: str = "", device: str = "cpu"
+    scenario: Scenario,
+    role: str,
+    index: int,
+    data_fingerprint: str = "",
+    device: str = "cpu",
+    trainer: str = "sequential",
 ) -> str:
     sections = (
         ("data", "model", "train") if role == "original" else ("data", "forget", "model", "train")
@@ -140,6 +223,8 @@ def _key(
         payload["data"] = data_fingerprint
     if torch.device(device).type != "cpu":
         payload["device"] = torch.device(device).type
+    if trainer != "sequential":  # batched weights equal sequential ones only to a tolerance
+        payload["trainer"] = trainer
     return key_of(payload)
 
 
@@ -171,7 +256,50 @@ def _load(entry, role: str, index: int, key: str, cache_hit: bool) -> TrainedMod
         float(entry.meta["train_seconds"]),
         cache_hit=cache_hit,
         key=key,
+        trainer=entry.meta.get("trainer", "sequential"),
     )
+
+
+def _train_stacked(
+    scenario: Scenario,
+    spec: ModelSpec,
+    data: Dataset,
+    sets: dict[str, Split],
+    wanted: list[tuple[str, int, str, str]],
+    device: str,
+    cache: Cache,
+) -> set[str]:
+    """Train the `wanted` models (role, index, training set's name, cache key) batched,
+    one stacked run per training set, and cache each; the keys trained. A model's
+    `train_seconds` is its share of its run (the run's time over its models)."""
+    trained = set()
+    for name in sorted({w[2] for w in wanted}):
+        group = [w for w in wanted if w[2] == name]
+        seeds = [init_seed(scenario, role, k) for role, k, _, _ in group]
+        run = train_batched(spec, sets[name], scenario.train, seeds, device=device)
+        meta = {
+            "train_seconds": run.seconds / len(group),
+            "device": device,
+            "torch": torch.__version__,
+            "trainer": "stacked",  # as its key says (`path`: how it ran)
+            "path": run.path,
+            "batch": len(group),
+        }
+        for (_, _, _, key), model, seed in zip(group, run.models, seeds, strict=True):
+            cache.get_or_build("models", key, _stacked_entry(model, data, {**meta, "seed": seed}))
+            trained.add(key)
+        log.info("%d models trained at once (%s): %.1f s", len(group), run.path, run.seconds)
+    return trained
+
+
+def _stacked_entry(model: torch.nn.Module, data: Dataset, meta: dict) -> Callable[[Path], dict]:
+    def build(tmp: Path) -> dict:
+        torch.save(model.state_dict(), tmp / "weights.pt")
+        outputs = infer(model, data)
+        torch.save({"train": outputs.train, "test": outputs.test}, tmp / "outputs.pt")
+        return meta
+
+    return build
 
 
 def _model_job(
@@ -295,6 +423,8 @@ def _reference(
     gold: tuple[TrainedModel, ...],
     holdout: tuple[TrainedModel, ...],
     ins: tuple[TrainedModel, ...],
+    spec: ModelSpec,
+    device: str,
     split_key: str | None = None,
 ) -> Reference:
     # What keys the models' cached metrics besides the model: the forget split (a
@@ -308,25 +438,31 @@ def _reference(
 
     gold_confs = forget_confidences((m.outputs for m in gold), data, split)
     holdout_confs = forget_confidences((m.outputs for m in holdout), data, split)
-    by_n = {}
-    pairs = min(len(gold), len(holdout))
-    for n in sorted({pairs, min(pairs, scenario.submit.seeds)} - {0, 1}):
-        payload = {
-            "ceiling": [m.key for m in gold[:n]],
-            "holdout": [m.key for m in holdout[:n]],
-        }
-        value = _cached(
-            cache, payload, lambda n=n: {"value": ceiling(gold_confs, holdout_confs, n)}
-        )
-        by_n[n] = value["value"]
+    by_n, spreads = {}, {}
+    pool = np.concatenate([gold_confs, holdout_confs])
+    n = min(len(gold), scenario.submit.seeds)  # a default submission's N
+    if len(holdout) and n >= 2 and len(pool) >= 2 * n:
+        payload = {"pooled_ceiling": [m.key for m in (*gold, *holdout)], "n": n}
+        payload["pairs"] = CEILING_PAIRS
+
+        def pooled() -> dict[str, float]:
+            got = pooled_ceiling(pool, n, pairs=CEILING_PAIRS)
+            return {"mean": got.mean, "std": got.std, "se": got.se}
+
+        value = _cached(cache, payload, pooled)
+        by_n[n], spreads[n] = value["mean"], value["std"]
+    relearned = gold_relearning(scenario, spec, data, split, cache, gold, device)
     return Reference(
         original=metrics(original),
-        gold=tuple(metrics(m) for m in gold),
+        gold=tuple({**metrics(m), **r} for m, r in zip(gold, relearned, strict=True)),
         gold_confs=gold_confs,
         holdout_confs=holdout_confs,
         in_confs=forget_confidences((m.outputs for m in ins), data, split),
         ceilings=by_n,
+        ceiling_spreads=spreads,
         fix_variance=scenario.lira.fix_variance,
+        gold_margins=forget_margins((m.outputs for m in gold), data, split),
+        holdout_margins=forget_margins((m.outputs for m in holdout), data, split),
     )
 
 
@@ -366,18 +502,24 @@ def prepare(
         ("gold-holdout", k, "retain", "gold-holdout") for k in range(n_gold if with_ceiling else 0)
     ]
     models += [("original", k, "full", "in") for k in range(1, n_in + 1)]
+    trainers = {(role, k): trainer_for(role, k, spec, device) for role, k, _, _ in models}
     keys = {
-        (role, k): _key(scenario, role, k, data.fingerprint, device) for role, k, _, _ in models
+        (role, k): _key(scenario, role, k, data.fingerprint, device, trainers[role, k])
+        for role, k, _, _ in models
     }
+    missing = [
+        (role, k, name, keys[role, k])
+        for role, k, name, _ in models
+        if cache.get("models", keys[role, k]) is None
+    ]
+    stacked = [w for w in missing if trainers[w[0], w[1]] == "stacked"]
     trained: set[str] = set()
+    if stacked:  # in this process, whatever the executor: one run trains them all
+        trained |= _train_stacked(scenario, spec, data, sets, stacked, device, cache)
     if executor is not None:
-        wanted = [
-            (role, k, name, keys[role, k])
-            for role, k, name, _ in models
-            if cache.get("models", keys[role, k]) is None
-        ]
+        wanted = [w for w in missing if trainers[w[0], w[1]] != "stacked"]
         if wanted:
-            trained = _train_through(executor, scenario, spec, data, sets, wanted, device, cache)
+            trained |= _train_through(executor, scenario, spec, data, sets, wanted, device, cache)
 
     def one(role: str, index: int, name: str, label: str) -> TrainedModel:
         seed = init_seed(scenario, role, index)
@@ -395,5 +537,5 @@ def prepare(
     gold = tuple(m for m in loaded if m.role == "gold")
     holdout = tuple(m for m in loaded if m.role == "gold-holdout")
     ins = tuple(m for m in loaded if m.role == "in")
-    reference = _reference(scenario, data, split, cache, original, gold, holdout, ins)
+    reference = _reference(scenario, data, split, cache, original, gold, holdout, ins, spec, device)
     return Artifacts(scenario, data, split, spec, original, gold, holdout, ins, reference)

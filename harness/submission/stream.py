@@ -223,7 +223,17 @@ def prepare_stream(
             {"split": scenario.section_hash("data", "forget"), "deleted": digests[r]}
         )
         reference = _reference(
-            scenario, data, split, cache, art.original, tuple(gold), (), art.in_models, split_key
+            scenario,
+            data,
+            split,
+            cache,
+            art.original,
+            tuple(gold),
+            (),
+            art.in_models,
+            art.spec,
+            device,
+            split_key,
         )
         prefix_art = replace(
             art, split=split, gold=tuple(gold), gold_holdout=(), reference=reference

@@ -42,7 +42,14 @@ Deviations, each without effect on F: rates are exact fractions in float64 (the
 reference averages float32 indicators; epsilons differ by < 1e-6, and a bin edge at a
 multiple of 0.5 is never an exact log-ratio of such counts); where no rule survives,
 epsilon is 0 (the reference stops on an assertion there: it happens only when the grid
-cannot tell the samples apart, e.g. both are the same point mass).
+cannot tell the samples apart).
+
+Undefined examples: where both sides are the same point mass (every model of both sides
+gives the example one and the same confidence, e.g. all saturated at the guard's bound),
+no rule survives and the reference refuses (an assertion) rather than call the sides
+indistinguishable. Such an example's epsilon and points are NaN and F is the mean over
+the others (`undefined` counts them; the report notes it); when every example is
+undefined, F is NaN (undefined), never the 1.0 an epsilon of 0 would give.
 
 Small N: epsilon is estimated from N samples per side and maximised over thousands of
 rules, so F is biased low even for a perfect method (about 0.17-0.19 for two identical
@@ -75,6 +82,7 @@ class ForgetQuality:
     epsilons: np.ndarray  # (|D_f|,) per-example epsilon, in [0, 50]
     points: np.ndarray  # (|D_f|,)
     n_models: int
+    undefined: int = 0  # examples where both sides are the same point mass (NaN epsilon)
 
 
 def single_thresholds(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
@@ -180,14 +188,23 @@ def example_epsilon(pos: np.ndarray, neg: np.ndarray, delta: float = DELTA) -> f
 
 
 def epsilons(unlearned: np.ndarray, gold: np.ndarray, delta: float = DELTA) -> np.ndarray:
-    """Per-example epsilons from (N, |D_f|) confidences of unlearned and gold models."""
+    """Per-example epsilons from (N, |D_f|) confidences of unlearned and gold models;
+    NaN where both sides are the same point mass (undefined: the reference asserts)."""
     unlearned, gold = np.asarray(unlearned, np.float64), np.asarray(gold, np.float64)
     gold_positive = np.median(gold, axis=0) > np.median(unlearned, axis=0)
     out = np.empty(unlearned.shape[1])
     for i in range(unlearned.shape[1]):
         u, g = unlearned[:, i], gold[:, i]
+        if same_point_mass(u, g):
+            out[i] = np.nan
+            continue
         out[i] = example_epsilon(g, u, delta) if gold_positive[i] else example_epsilon(u, g, delta)
     return out
+
+
+def same_point_mass(a: np.ndarray, b: np.ndarray) -> bool:
+    """Both samples are one and the same value."""
+    return bool(a.min() == a.max() == b.min() == b.max())
 
 
 def n_bins(n_models: int) -> int:
@@ -196,19 +213,23 @@ def n_bins(n_models: int) -> int:
 
 
 def points(eps: np.ndarray, n_models: int) -> np.ndarray:
-    """2^-k points for an epsilon in bin k = [0.5k, 0.5(k + 1)); 0 beyond the last bin."""
+    """2^-k points for an epsilon in bin k = [0.5k, 0.5(k + 1)); 0 beyond the last bin;
+    NaN for an undefined (NaN) epsilon."""
     k = np.floor(np.asarray(eps, np.float64) / BIN_WIDTH)
-    return np.where(k < n_bins(n_models), 0.5**k, 0.0)
+    return np.where(np.isnan(k), np.nan, np.where(k < n_bins(n_models), 0.5**k, 0.0))
 
 
 def forget_quality(unlearned: np.ndarray, gold: np.ndarray) -> ForgetQuality:
-    """F: the mean points of the per-example epsilons; N is the unlearned side's count."""
+    """F: the mean points of the per-example epsilons over the defined examples (NaN
+    when none is); N is the unlearned side's count."""
     n = np.shape(unlearned)[0]
     if n < 2 or np.shape(gold)[0] < 2:
         raise ValueError(f"forget quality needs at least 2 models per side, got {n}")
     eps = epsilons(unlearned, gold)
     pts = points(eps, n)
-    return ForgetQuality(float(pts.mean()) if len(pts) else float("nan"), eps, pts, n)
+    defined = pts[~np.isnan(pts)]
+    value = float(defined.mean()) if len(defined) else float("nan")
+    return ForgetQuality(value, eps, pts, n, int(len(pts) - len(defined)))
 
 
 def score(f: float, ra_u: float, ra_r: float, ta_u: float, ta_r: float) -> float:
