@@ -41,6 +41,16 @@ def _figure(width: float, height: float, panels: int = 1):
     return fig, fig.subplots(1, panels, squeeze=False)[0]
 
 
+def warm_up() -> None:
+    """Import matplotlib and load its font and PNG writer (about 1 s of CPU), for a
+    caller that can do so ahead, while the seeds run, rather than when drawing."""
+    import io
+
+    fig, (ax,) = _figure(1, 1)
+    ax.set_title("warm-up")
+    fig.savefig(io.BytesIO(), format="png")
+
+
 def _per_example(outputs: ModelOutputs, art: Artifacts) -> dict[str, np.ndarray]:
     """log10 loss and confidence on the forget set and on the attack's test set."""
     from mu_bench.evaluation.metrics.accuracy import per_example_loss

@@ -1,6 +1,15 @@
 """`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record (on a
-scenario with a `[stream]`, its deletion requests one after another:
-`submission.stream`)."""
+scenario with a `[stream]`, its deletion requests one after another: `submission.stream`).
+
+Ordered for a short wall clock (a warm digits submit: 0.65x main's side by side on a
+loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks
+that need no torch come first; then, before torch is imported here, the two helper
+processes start, so that their imports overlap this process's own: the fork server
+(CPU runs; its torch import is the long pole, seed 0 waits for it) and the store writer
+(`leaderboard/recorder.py`, MLflow). Each seed is scored while the next one runs
+(`evaluate.Scorer`), and the process leaves without the interpreter's shutdown
+(`main.fast_exit`).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +18,9 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -34,8 +44,16 @@ from .app import (
     use_data_root,
 )
 
+if TYPE_CHECKING:
+    from mu_bench.leaderboard.recorder import Recorder
+
+    from ..registry import MethodEntry
+    from ..scenario import Scenario
+    from ..submission.report import Report
+
 # Where `benchmarks/submit_breakdown.py` asks for every stage's time, figures and
-# record included (the report's own timings end at evaluation).
+# record included (the report's own timings end at evaluation): the stages' ends as
+# epoch seconds ("marks"), each seed's arrival, the report's timings and the writer's.
 TIMINGS_ENV = "MU_BENCH_TIMINGS_FILE"
 
 
@@ -70,83 +88,220 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Run METHOD on a scenario once per seed, score it, and record it on the leaderboard."""
+    import gc
+
     from mu_bench.leaderboard import store
-    from mu_bench.leaderboard.render import report_table
 
-    from ..device import resolve_device
-    from ..isolation.executor import close, for_prepare, make_executor
-    from ..method import parse_params
-    from ..submission.evaluate import evaluate
-    from ..submission.execute import execute
-    from ..submission.pipeline import work_folder
-    from ..submission.plan import plan
-    from ..submission.prepare import prepare
+    from .. import device as devices
+    from ..isolation.executor import check_executor
+    from ..submission.plan import precheck
 
+    marks = {"submit": time.time()}
     show_progress()
     use_data_root(data_root)
     if preset is not None and no_preset:
         from ..errors import UsageError
 
         raise UsageError("--preset and --no-preset exclude each other: give one")
-    sub = plan(method, scenario, seeds, budget, parse_params(param or []), not no_preset, preset)
+    loaded, entry = precheck(method, scenario, seeds, budget)
+    devices.check_name(device)
+    remote = check_executor(executor, jobs)[0] != "local"
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    device = resolve_device(device)
-    runs_on = make_executor(executor, jobs, device)
 
-    clock = time.perf_counter()
+    from mu_bench.leaderboard.recorder import Recorder
+
+    from ..isolation.launch import prestart
+
+    if not remote:  # a cluster's workers fork from their own servers
+        prestart(devices.likely_device(device))  # only where a fork server will serve
+    recorder = Recorder()
+    marks["helpers"] = time.time()
+    # torch's import makes about a million objects: no collection while they are made
+    # (about 15% of its CPU time); frozen once prepared (`_stages`), so that later
+    # collections skip them. As it was at the end (for callers in the same process).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        if sub.scenario.stream is not None:  # a stream of deletion requests
-            from ..submission.stream import prepare_stream, run_stream
-
-            stream = prepare_stream(sub.scenario, device, executor=for_prepare(runs_on))
-            timings = {"prepare_seconds": time.perf_counter() - clock}
-            say(
-                f"prepared {sub.scenario.name}: original + {len(stream.prefixes)} deletion "
-                f"requests, {len(stream.base.gold)} gold models after each"
-            )
-            store.open_in_background(uri)
-            result = run_stream(
-                sub, device, stream=stream, executor=runs_on, keep_work=keep_work, timings=timings
-            )
-            evaluation, art = result.evaluation, result.art
-        else:
-            art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
-            timings = {"prepare_seconds": time.perf_counter() - clock}
-            say(
-                f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
-                f"(retrain {art.retrain_seconds:.2f} s)"
-            )
-            # MLflow's start-up (seconds) overlaps the seeds; not before the data is known
-            # to exist, so that bad input writes no store.
-            store.open_in_background(uri)
-            work = work_folder(sub)
-            try:
-                execution = execute(sub, art, device, work, runs_on)
-                evaluation = evaluate(sub, art, execution, device, timings)
-            finally:
-                if not keep_work:
-                    shutil.rmtree(work, ignore_errors=True)
+        report, stages = _stages(
+            recorder,
+            uri,
+            _Request(
+                method,
+                loaded,
+                entry,
+                seeds,
+                budget,
+                param,
+                no_preset,
+                preset,
+                device,
+                keep_work,
+                jobs,
+                executor,
+            ),
+            figures,
+            marks,
+        )
+    except BaseException:
+        recorder.abandon()
+        raise
     finally:
+        gc.unfreeze()
+        if collecting:
+            gc.enable()
+    marks["recorded"] = time.time()
+    if os.environ.get(TIMINGS_ENV):
+        stages.update(marks=marks, writer=recorder.timings, report=report.timings)
+        Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(stages))
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        from mu_bench.leaderboard.render import report_table  # pandas: only for the table
+
+        out.print(report_table(report))
+        say(f"recorded run {report.run_id} in {uri}")
+
+
+@dataclass(frozen=True)
+class _Request:
+    """The command's arguments that the stages take."""
+
+    method: str
+    scenario: Scenario
+    entry: MethodEntry
+    seeds: int | None
+    budget: str | None
+    param: list[str] | None
+    no_preset: bool
+    preset: str | None
+    device: str
+    keep_work: bool
+    jobs: int | None
+    executor: str | None
+
+
+def _stages(
+    recorder: Recorder, uri: str, req: _Request, figures: bool, marks: dict[str, float]
+) -> tuple[Report, dict]:
+    """plan -> prepare -> execute -> evaluate -> figures -> record: the recorded report,
+    and each seed's times for the timings file."""
+    import gc
+
+    from mu_bench.leaderboard import store
+
+    from ..device import resolve_device
+    from ..isolation.executor import close, for_prepare, make_executor
+    from ..method import parse_params
+    from ..submission.evaluate import Scorer, evaluate, warm_up_scoring
+    from ..submission.execute import execute
+    from ..submission.pipeline import work_folder
+    from ..submission.plan import plan
+    from ..submission.prepare import prepare
+
+    params = parse_params(req.param or [])
+    sub = plan(
+        req.method,
+        req.scenario,
+        req.seeds,
+        req.budget,
+        params,
+        not req.no_preset,
+        req.preset,
+        entry=req.entry,
+    )
+    device = resolve_device(req.device)
+    runs_on = make_executor(req.executor, req.jobs, device)
+    marks["planned"] = time.time()
+    clock = time.perf_counter()
+    if sub.scenario.stream is not None:  # a stream of deletion requests
+        return _stream(recorder, uri, sub, req, device, runs_on, figures), {"seeds": {}}
+    try:
+        art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
+    except BaseException:
         close(runs_on)
+        raise
+    timings = {"prepare_seconds": time.perf_counter() - clock}
+    marks["prepared"] = time.time()
+    gc.freeze()
+    gc.enable()
+    say(
+        f"prepared {sub.scenario.name}: original + {len(art.gold)} gold models "
+        f"(retrain {art.retrain_seconds:.2f} s)"
+    )
+    # Not before the data is known to exist, so that bad input writes no store.
+    recorder.open(uri)
+    warm = [warm_up_scoring]
+    if figures:
+        from mu_bench.leaderboard.figures import warm_up as warm_up_figures
+
+        warm.append(warm_up_figures)
+    scorer = Scorer(sub, art, device, warm=tuple(warm))
+    arrivals: dict[int, float] = {}
+
+    def arrived(outcome) -> None:
+        arrivals[outcome.seed] = time.time()
+        scorer.add(outcome)
+
+    work = work_folder(sub)
+    try:
+        marks["execute"] = time.time()
+        execution = execute(sub, art, device, work, runs_on, on_outcome=arrived)
+        marks["executed"] = time.time()
+        evaluation = evaluate(sub, art, execution, device, timings, scorer=scorer)
+        marks["evaluated"] = time.time()
+    finally:
+        scorer.close()
+        close(runs_on)
+        if not req.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
-        clock = time.perf_counter()
         drawn = {}
         if figures:
             from mu_bench.leaderboard.figures import submission_figures
 
             drawn = submission_figures(Path(tmp), evaluation, art)
-        figures_seconds = time.perf_counter() - clock
-        report = store.record(evaluation.report, uri, figures=drawn, key=store.key_of(sub, device))
-    if os.environ.get(TIMINGS_ENV):
-        stages = {
-            **report.timings,
-            "figures_seconds": figures_seconds,
-            "record_seconds": time.perf_counter() - clock - figures_seconds,
+        marks["figures"] = time.time()
+        report = recorder.record(evaluation.report, figures=drawn, key=store.key_of(sub, device))
+    seeds = {
+        str(o.seed): {
+            "arrived": arrivals.get(o.seed),
+            "startup": o.startup_seconds,
+            "wall": o.wall_seconds,
+            "unlearn": o.seconds,
         }
-        Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(stages))
-    if as_json:
-        emit_json(report.to_json())
-    else:
-        out.print(report_table(report))
-        say(f"recorded run {report.run_id} in {uri}")
+        for o in execution.outcomes
+    }
+    return report, {"seeds": seeds}
+
+
+def _stream(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_on, figures: bool):
+    """A scenario's stream of deletion requests (`submission.stream`), recorded."""
+    from mu_bench.leaderboard import store
+
+    from ..isolation.executor import close, for_prepare
+    from ..submission.stream import prepare_stream, run_stream
+
+    clock = time.perf_counter()
+    try:
+        stream = prepare_stream(sub.scenario, device, executor=for_prepare(runs_on))
+        timings = {"prepare_seconds": time.perf_counter() - clock}
+        say(
+            f"prepared {sub.scenario.name}: original + {len(stream.prefixes)} deletion "
+            f"requests, {len(stream.base.gold)} gold models after each"
+        )
+        recorder.open(uri)
+        result = run_stream(
+            sub, device, stream=stream, executor=runs_on, keep_work=req.keep_work, timings=timings
+        )
+    finally:
+        close(runs_on)
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        drawn = {}
+        if figures:
+            from mu_bench.leaderboard.figures import submission_figures
+
+            drawn = submission_figures(Path(tmp), result.evaluation, result.art)
+        return recorder.record(
+            result.evaluation.report, figures=drawn, key=store.key_of(sub, device)
+        )

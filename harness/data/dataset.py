@@ -77,3 +77,6 @@ class DatasetBuilder:
     summary: str = ""
     download: Callable[[Path], None] | None = None  # fetch the files into a data root
     fixed_test_set: bool = False  # the dataset ships its own test set: no `test_fraction`
+    # Small and built from no files of its own: `prepare` keeps the built tensors in the
+    # artifact cache, so that a cache hit skips the builder (and its imports).
+    cacheable: bool = False

@@ -22,8 +22,10 @@ from . import cifar, digits, mnist1d
 from .dataset import DataConfig, Dataset, DatasetBuilder, HeldOutOptions
 
 DATASETS: dict[str, DatasetBuilder] = {
-    "digits": DatasetBuilder(digits.build_digits, HeldOutOptions, digits.SUMMARY),
-    "mnist1d": DatasetBuilder(mnist1d.build_mnist1d, mnist1d.Mnist1dOptions, mnist1d.SUMMARY),
+    "digits": DatasetBuilder(digits.build_digits, HeldOutOptions, digits.SUMMARY, cacheable=True),
+    "mnist1d": DatasetBuilder(
+        mnist1d.build_mnist1d, mnist1d.Mnist1dOptions, mnist1d.SUMMARY, cacheable=True
+    ),
     **{
         name: DatasetBuilder(
             cifar.builder(name),
@@ -72,3 +74,8 @@ def has_validation(config: DataConfig) -> bool:
 
 def build_dataset(config: DataConfig, seed: int) -> Dataset:
     return DATASETS[config.dataset].build(config, seed)
+
+
+def cacheable(config: DataConfig) -> bool:
+    """Whether the dataset may be kept in the artifact cache (see `DatasetBuilder`)."""
+    return DATASETS[config.dataset].cacheable

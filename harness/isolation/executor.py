@@ -63,10 +63,10 @@ def _jobs_from(text: str, where: str) -> int:
     return jobs
 
 
-def make_executor(url: str | None, jobs: int | None, device: str) -> Executor:
-    """The executor `--executor URL` and `--jobs N` ask for (`$MU_BENCH_EXECUTOR` and
-    `$MU_BENCH_JOBS` when not given): a Dask cluster, or a local pool of N (default: as
-    many as the machine runs at once for `device`). Raises UsageError on bad input."""
+def check_executor(url: str | None, jobs: int | None) -> tuple[str, int | None]:
+    """(executor URL, jobs) that `--executor URL` and `--jobs N` ask for, the environment's
+    defaults applied (jobs None: the device's default); raises UsageError on bad input.
+    Needs neither torch nor a connection, so the CLI checks before starting anything."""
     url = url or os.environ.get(EXECUTOR_ENV) or "local"
     if jobs is not None and jobs < 1:
         raise UsageError(f"--jobs {jobs}: give at least 1")
@@ -76,17 +76,26 @@ def make_executor(url: str | None, jobs: int | None, device: str) -> Executor:
                 "--jobs sets the local pool; a Dask cluster runs as many jobs at once as its "
                 "workers have threads (dask worker --nthreads)"
             )
+        return url, None
+    if url != "local":
+        raise UsageError(f"--executor {url!r} is not valid. Valid: {VALID_EXECUTORS}")
+    if jobs is None and os.environ.get(JOBS_ENV):
+        jobs = _jobs_from(os.environ[JOBS_ENV], f"${JOBS_ENV}")
+    return url, jobs
+
+
+def make_executor(url: str | None, jobs: int | None, device: str) -> Executor:
+    """The executor `--executor URL` and `--jobs N` ask for (`$MU_BENCH_EXECUTOR` and
+    `$MU_BENCH_JOBS` when not given): a Dask cluster, or a local pool of N (default: as
+    many as the machine runs at once for `device`). Raises UsageError on bad input."""
+    url, jobs = check_executor(url, jobs)
+    if url.startswith("dask://"):
         from .dask_executor import DaskExecutor
 
         return DaskExecutor.connect(url)
-    if url != "local":
-        raise UsageError(f"--executor {url!r} is not valid. Valid: {VALID_EXECUTORS}")
     from .pool import LocalPool, default_jobs
 
-    if jobs is None:
-        env = os.environ.get(JOBS_ENV)
-        jobs = _jobs_from(env, f"${JOBS_ENV}") if env else default_jobs(device)
-    return LocalPool(jobs)
+    return LocalPool(jobs if jobs is not None else default_jobs(device))
 
 
 def for_prepare(executor: Executor | None) -> Executor | None:

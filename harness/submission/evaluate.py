@@ -8,11 +8,19 @@ ceiling, the score, LiRA, KLOM) against the scenario's prepared reference. Where
 scenario asks (`[relearn] steps`), each ok seed's model also undergoes the relearning
 attack (`evaluation.relearning`, harness code on the validated weights, the same seed and
 batches as the gold models' at prepare time), about 0.05 s a digits model.
+
+A `Scorer` does the per-seed part ahead: handed each outcome as `execute` receives it,
+it rebuilds and scores that seed on a thread of its own while the next seed runs (the
+harness only waits on a worker meanwhile), after importing what scoring needs while the
+first seed starts; `evaluate` then takes those results, which are the values it would
+compute itself (the same functions on the same inputs).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +55,61 @@ class Evaluation:
     report: Report
     outputs: dict[int, ModelOutputs]
     across: SubmissionEvaluation
+
+
+def warm_up_scoring() -> None:
+    """Import what scoring a model needs (scikit-learn: about 1.5 s) ahead of the first."""
+    from sklearn import linear_model, metrics, model_selection, svm  # noqa: F401
+
+
+def score_seed(
+    outcome: Outcome, art: Artifacts, out_spec, device: str
+) -> tuple[ModelOutputs, dict[str, float]]:
+    """One ok seed's inference pass and per-model metrics."""
+    model, _ = load_weights(outcome.weights, out_spec, device)
+    outputs = infer(model, art.data)
+    return outputs, model_metrics(outputs, art.data, art.split, mia_seed(art.scenario))
+
+
+class Scorer:
+    """Scores ok seeds as they arrive, one at a time on its own thread (see the module
+    docstring); `warm` are called first, on that thread (imports to get done early)."""
+
+    def __init__(
+        self,
+        sub: Submission,
+        art: Artifacts,
+        device: str,
+        warm: tuple[Callable[[], None], ...] = (warm_up_scoring,),
+    ):
+        self.art, self.device = art, device
+        self.out_spec = sub.method.output_spec(art.spec)
+        self.seconds = 0.0  # spent scoring, overlapped with the seeds
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mu-bench-scorer")
+        self._futures: dict[int, tuple[Outcome, Future]] = {}
+        for fn in warm:
+            self._pool.submit(fn)
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            self._futures[outcome.seed] = (outcome, self._pool.submit(self._score, outcome))
+
+    def _score(self, outcome: Outcome) -> tuple[ModelOutputs, dict[str, float]]:
+        clock = time.perf_counter()
+        try:
+            return score_seed(outcome, self.art, self.out_spec, self.device)
+        finally:
+            self.seconds += time.perf_counter() - clock
+
+    def get(self, outcome: Outcome) -> tuple[ModelOutputs, dict[str, float]] | None:
+        """The seed's scores, if this outcome is the one it was handed (else None)."""
+        handed = self._futures.get(outcome.seed)
+        if handed is None or handed[0] is not outcome:
+            return None
+        return handed[1].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _error(outcome: Outcome) -> str | None:
@@ -102,9 +165,10 @@ def evaluate(
     execution: Execution,
     device: str,
     timings: dict[str, float] | None = None,
+    scorer: Scorer | None = None,
 ) -> Evaluation:
     """Score every ok seed and the submission; `timings` (prepare's, say) join the
-    report's own."""
+    report's own; `scorer`, the seeds it has scored ahead (it is closed here)."""
     clock = time.perf_counter()
     seeds, outputs = [], {}
     no_relearning = _relearning(sub, art, execution)
@@ -114,13 +178,14 @@ def evaluate(
         if outcome.status == "timeout":  # not scored; what the method said it did stays
             metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
         if outcome.status == "ok":
-            model, _ = load_weights(outcome.weights, execution.out_spec, device)
-            outputs[outcome.seed] = infer(model, art.data)
-            metrics = model_metrics(
-                outputs[outcome.seed], art.data, art.split, mia_seed(art.scenario)
-            )
+            scored = scorer.get(outcome) if scorer is not None else None
+            if scored is None:
+                scored = score_seed(outcome, art, execution.out_spec, device)
+            outputs[outcome.seed], metrics = scored
+            metrics = dict(metrics)
             if no_relearning is None:
                 start = time.perf_counter()
+                model, _ = load_weights(outcome.weights, execution.out_spec, device)
                 metrics.update(
                     relearn_metrics(
                         model.state_dict(),
@@ -168,10 +233,13 @@ def evaluate(
     if no_relearning not in (None, "off") and ok:
         notes.append(no_relearning)
     notes.extend(_truncation_notes(sub.entry.name, seeds))
+    if scorer is not None:
+        scorer.close()
     all_timings = {
         **(timings or {}),
         **execution.timings,
         "evaluate_seconds": time.perf_counter() - clock,
+        **({"scoring_ahead_seconds": scorer.seconds} if scorer is not None else {}),
     }
     if relearn_seconds:
         all_timings["relearn_seconds"] = relearn_seconds

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -233,13 +234,17 @@ def execute(
     executor: Executor | None = None,
     *,
     grace: float = 2.0,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> Execution:
     """Run every seed of `sub` (and first its training stage) in `work`; a seed is killed
-    `grace` seconds after its budget."""
+    `grace` seconds after its budget. `on_outcome` hears of each seed's outcome, weights
+    validated, as it arrives (`evaluate.Scorer` starts scoring it while the rest run)."""
     executor = executor or SerialExecutor()
     pending = start(sub, art, device, work, executor, grace=grace)
     for outcome in executor.run(pending.jobs, work):
         outcome = pending.accept(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
         took = f"{outcome.seconds:.2f} s" if outcome.seconds is not None else "-"
         failure = f": {outcome.error}" if outcome.error and outcome.status != "ok" else ""
         log.info("seed %d: %s (%s)%s", outcome.seed, outcome.status, took, failure)

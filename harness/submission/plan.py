@@ -99,6 +99,23 @@ def _check_reads(name: str, cls: type[Method], scenario: Scenario) -> None:
         )
 
 
+def precheck(
+    method_name: str,
+    scenario_ref: str | Scenario,
+    seeds: int | None = None,
+    budget: str | None = None,
+) -> tuple[Scenario, registry.MethodEntry]:
+    """The checks that need no plugin import (nor torch): the scenario (returned, loaded),
+    the method's name (its entry returned), seeds and budget. `plan` makes them too; the
+    CLI makes them first, so that bad input starts no helper process."""
+    scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
+    entry = registry.get(method_name)
+    if seeds is not None and seeds < 1:
+        raise UsageError(f"--seeds {seeds}: give at least 1")
+    parse_budget(budget)
+    return scenario, entry
+
+
 def plan(
     method_name: str,
     scenario_ref: str | Scenario,
@@ -107,12 +124,15 @@ def plan(
     params: dict[str, str] | None = None,
     use_preset: bool = True,
     preset_file: str | None = None,
+    *,
+    entry: registry.MethodEntry | None = None,
 ) -> Submission:
     """Validate everything a submission needs; raises UsageError naming what is valid.
     `scenario_ref` is a built-in name, a .toml path or an already loaded `Scenario`;
-    `preset_file` a preset's path or name (`presets.load`), instead of the built-in one."""
+    `preset_file` a preset's path or name (`presets.load`), instead of the built-in one;
+    `entry`, the method's registry entry when `precheck` has looked it up."""
     scenario = scenario_ref if isinstance(scenario_ref, Scenario) else load(scenario_ref)
-    entry = registry.get(method_name)
+    entry = entry if entry is not None and entry.name == method_name else registry.get(method_name)
     cls = entry.load()
     preset, merged = None, {}
     source, provenance = "defaults", None

@@ -1,13 +1,14 @@
 """The result of one submission: per-seed outcomes and metrics, aggregates, references.
 
 Plain data, JSON-able: the store logs `to_json()` as `report.json`, and `--json` prints
-the same document.
+the same document. `asdict(report)` (tracebacks included) through JSON and back with
+`Report.from_dict` is the same report: how the CLI hands it to its store writer.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -68,6 +69,16 @@ class Report:
     @property
     def seeds_ok(self) -> int:
         return sum(s.status == "ok" for s in self.seeds)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Report:
+        """The report `asdict` gave `doc` (after a JSON round trip: lists for tuples)."""
+        names = {f.name for f in fields(cls)} - {"seeds", "notes"}
+        return cls(
+            **{k: v for k, v in doc.items() if k in names},
+            seeds=tuple(SeedReport(**s) for s in doc["seeds"]),
+            notes=tuple(doc.get("notes", ())),
+        )
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -1,0 +1,185 @@
+"""`mu-bench submit`'s store writer: `store.record` in a process of its own, started with
+the submission, so that MLflow's import and the store's start-up overlap the seeds.
+
+Why a process and not a thread: importing MLflow costs about 2.5 s of CPU (pandas,
+SQLAlchemy, its GenAI modules); in a thread of the harness it holds the GIL while the
+seeds run, and its objects make the harness's heap larger. The writer imports MLflow
+at once and then serves one JSON line at a time on its stdin, answering on its stdout:
+
+    harness -> writer  {"open": URI}      the submission is known good: open the store
+                                          (SQLite: created on first use), as before
+    harness -> writer  {"record": REPORT, "key": KEY}    `asdict(report)`, tracebacks
+                                          included, and figures as {"figures": {...}}
+    writer -> harness  {"run_id": ID, "timings": {...}}  or  {"error": {...}}
+
+It writes nothing before "open", records at most once, and leaves when its stdin closes
+(the harness is gone, or ended without recording). The report it logs is
+`Report.from_dict(REPORT)` with the run id, so `report.json` is the document `--json`
+prints. A failure to open the store or to record reaches the harness with its type,
+message and the writer's traceback (a `MuBenchError` keeps its exit code).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mu_bench.submission.report import Report
+
+
+class StoreWriteFailed(RuntimeError):
+    """Recording failed in the store writer; the message carries its traceback."""
+
+
+class Recorder:
+    """The harness's side: start the writer now, open the store later, record once."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mu_bench.leaderboard.recorder"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+        )
+        self.timings: dict[str, float] = {}
+        self.opened = False
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with contextlib.suppress(BrokenPipeError):  # it has ended: the missing answer says how
+            self.proc.stdin.write(json.dumps(message, default=str) + "\n")
+            self.proc.stdin.flush()
+
+    def open(self, uri: str) -> None:
+        """Start opening the store at `uri` (a failure surfaces at `record`)."""
+        self.opened = True
+        self._send({"open": uri})
+
+    def abandon(self) -> None:
+        """The submission ends without a record: stop the writer. Before `open` it has
+        written nothing and is killed; after, it may be creating the store's schema, so
+        it is let go and ends once that is done."""
+        if not self.opened and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.close()
+
+    def record(
+        self, report: Report, figures: dict[str, Path] | None = None, key: str | None = None
+    ) -> Report:
+        """`store.record(report, uri, figures, key)` in the writer: the report with its
+        run id, exactly as logged."""
+        self._send(
+            {"record": asdict(report), "figures": {k: str(v) for k, v in (figures or {}).items()}}
+            | ({"key": key} if key is not None else {})
+        )
+        line = self.proc.stdout.readline()
+        self.close()
+        if not line:
+            code = self.proc.wait()
+            raise StoreWriteFailed(
+                f"the store writer ended (exit code {code}) before recording the submission; "
+                "its messages, if any, are above"
+            )
+        answer = json.loads(line)
+        if "error" in answer:
+            _raise(answer["error"])
+        self.timings = answer.get("timings", {})
+        return replace(report, run_id=answer["run_id"])
+
+    def close(self) -> None:
+        """Let the writer go (it ends on its closed stdin), recording or not."""
+        if self.proc.stdin and not self.proc.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+
+
+def _raise(error: dict[str, Any]) -> None:
+    from mu_bench.errors import MuBenchError, UsageError
+
+    if error.get("exit_code") is not None:  # a MuBenchError: same message and exit code
+        exc = (UsageError if error["exit_code"] == 2 else MuBenchError)(error["message"])
+        exc.exit_code = error["exit_code"]
+        raise exc
+    raise StoreWriteFailed(
+        f"{error['type']}: {error['message']}\n--- the store writer's traceback ---\n"
+        f"{error['traceback']}"
+    )
+
+
+def _describe(exc: BaseException) -> dict[str, Any]:
+    import traceback
+
+    from mu_bench.errors import MuBenchError
+
+    return {
+        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+        "exit_code": exc.exit_code if isinstance(exc, MuBenchError) else None,
+    }
+
+
+def serve() -> None:
+    """The writer's main loop (see the module docstring)."""
+    import gc
+    import logging
+
+    gc.disable()  # a short life: no collection is worth its time here
+    clock = {"started": time.time()}
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # whatever MLflow prints goes to stderr; stdout carries only replies
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+    from mlflow.tracking import MlflowClient  # noqa: F401  (the seconds this process is for)
+
+    from mu_bench.leaderboard import store
+    from mu_bench.submission.report import Report
+
+    # After the import, which sets MLflow's own levels: its INFO lines (the schema being
+    # created) would only interleave with the harness's progress.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    clock["imported"] = time.time()
+    uri, failure = None, None
+    for line in sys.stdin:
+        message = json.loads(line)
+        if "open" in message:
+            uri = message["open"]
+            try:
+                store.client(uri)
+            except BaseException as exc:  # reported when asked to record
+                failure = exc
+            clock["opened"] = time.time()
+        elif "record" in message:
+            clock["asked"] = time.time()
+            try:
+                if failure is not None:
+                    raise failure
+                if uri is None:
+                    raise RuntimeError("asked to record before the store was opened")
+                figures = {k: Path(v) for k, v in message.get("figures", {}).items()}
+                report = Report.from_dict(message["record"])
+                report = store.record(report, uri, figures=figures, key=message.get("key"))
+                clock["recorded"] = time.time()
+                answer: dict[str, Any] = {"run_id": report.run_id, "timings": clock}
+            except BaseException as exc:
+                answer = {"error": _describe(exc)}
+            replies.write(json.dumps(answer) + "\n")
+            replies.flush()
+            break
+    sys.stderr.flush()
+    os._exit(0)  # every write is committed; skip the interpreter's shutdown
+
+
+if __name__ == "__main__":
+    serve()
