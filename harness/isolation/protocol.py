@@ -112,9 +112,9 @@ class _Request:  # the requests that run a method
 
 @dataclass(frozen=True)
 class UnlearnRequest(_Request):
-    """Run `unlearn()` for one seed. Inputs: `model` (the starting weights), `forget`
-    and/or `retain` (only the sets the method declares), and for a method with a
-    training stage `trained_dir` and `index` (training-set positions of the rows)."""
+    """Run `unlearn()` for one seed. Inputs: `model` (the starting weights), `forget`,
+    `retain` and `validation` (only the sets the method declares), and for a method with
+    a training stage `trained_dir` and `index` (training-set positions of the rows)."""
 
     kind: ClassVar[str] = "unlearn"
     forget_classes: tuple[int, ...] | None = None

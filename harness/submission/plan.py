@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import registry
+from ..data.registry import has_validation
 from ..errors import UsageError
 from ..isolation.protocol import MethodRef
-from ..method import Method, instantiate
+from ..method import Method, instantiate, read_sets
 from ..scenario import Scenario, load
 from . import presets
 
@@ -83,6 +84,21 @@ def budget_seconds(
     return float(budget)
 
 
+def _check_reads(name: str, cls: type[Method], scenario: Scenario) -> None:
+    """A valid `reads`, and a validation set in the scenario when the method reads one."""
+    try:
+        sets = read_sets(cls.reads)
+    except UsageError as exc:
+        raise UsageError(f"method '{name}' declares {exc}") from None
+    if "validation" in sets and not has_validation(scenario.data):
+        raise UsageError(
+            f"method '{name}' reads a validation set (reads = {cls.reads!r}) and scenario "
+            f"'{scenario.name}' has none: choose a scenario with one (the built-in digits, "
+            "MNIST-1D and CIFAR scenarios), or set `validation_fraction` under "
+            "[data.options] in the scenario file"
+        )
+
+
 def precheck(
     method_name: str,
     scenario_ref: str | Scenario,
@@ -142,6 +158,7 @@ def plan(
             ) from None
     merged.update(params or {})
     method = instantiate(cls, method_name, merged)
+    _check_reads(method_name, type(method), scenario)
     if seeds is not None and seeds < 1:
         raise UsageError(f"--seeds {seeds}: give at least 1")
     return Submission(
