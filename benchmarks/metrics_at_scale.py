@@ -2,7 +2,7 @@
 
 No GPU and no CIFAR files needed: seeded synthetic per-example statistics with
 CIFAR-10 random-10%'s sizes (|D_f| = 4,500, |D_t| = 10,000, SalUn's 10,000 shadow
-members) beside digits-random10's (144, 360, 360), measured side by side in one run,
+members) beside digits-random10's (130, 360, 360), measured side by side in one run,
 medians of REPEATS:
 - `mia_efficacy` (SalUn's RBF SVC; quadratic in |D_t|), per model;
 - `mia_loss_acc` (the starting kit's 10-split logistic regression), per model;
@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 from timing import median_seconds
 
-SIZES = {"digits": (144, 360), "cifar10": (4500, 10000)}  # (|D_f|, |D_t|)
+SIZES = {"digits": (130, 360), "cifar10": (4500, 10000)}  # (|D_f|, |D_t|)
 
 
 def main() -> None:

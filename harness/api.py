@@ -15,6 +15,7 @@ The toolkit is what the built-in methods share and a third party may reuse:
 - per-sample gradients: `per_sample_grads`, `flat_grad`, `chunk_size`, `n_params`;
 - the SGD baselines' pieces: `run_pass`, `WeightMask`, `MaskMode`, `step_decay`,
   `random_labels`;
+- SCRUB's distillation: `distill_kl`, `scrub_epoch`;
 - seeds: `derive_seed` (independent named streams under one seed).
 
 The built-in methods import only from this module, as a third party would.
@@ -27,6 +28,7 @@ from .models.registry import build_model
 from .models.spec import ModelSpec, ensemble_spec
 from .seeding import derive_seed
 from .task import DataAccessError, TrainTask, UnlearnTask
+from .toolkit.distill import distill_kl, scrub_epoch
 from .toolkit.fisher import diagonal_fisher
 from .toolkit.grads import chunk_size, flat_grad, n_params, per_sample_grads
 from .toolkit.layers import NORM_TYPES, last_stages, stage_parameters, stages
@@ -53,6 +55,7 @@ __all__ = [
     "chunk_size",
     "derive_seed",
     "diagonal_fisher",
+    "distill_kl",
     "ensemble_spec",
     "fit",
     "flat_grad",
@@ -63,6 +66,7 @@ __all__ = [
     "predict_logits",
     "random_labels",
     "run_pass",
+    "scrub_epoch",
     "stage_parameters",
     "stages",
     "step_decay",

@@ -12,8 +12,11 @@ class FineTune(Method):
 ```
 
 Class-level declarations (not hyperparameters):
-- `reads`: which sets the method may see ("none", "forget", "retain" or "both"); the
-  harness hands it only those.
+- `reads`: which sets the method may see: "none", "forget", "retain" or "both" (forget
+  and retain), each optionally with "+validation" ("validation" alone too), the
+  scenario's validation set (held out of the training data, never the test set); the
+  harness hands it only those, and a method that reads a validation set runs only on a
+  scenario that has one.
 - `presets`: hyperparameters for a setting, kept apart from the field defaults, which
   stay the paper's: keyed by dataset (`"digits"`: tuned for both digits scenarios) or
   by dataset and forget rule (`"cifar10-class"`, `"cifar100-random"`: a paper's own
@@ -60,8 +63,36 @@ if TYPE_CHECKING:
     from .models import ModelSpec
     from .task import TrainTask, UnlearnTask
 
-Reads = Literal["none", "forget", "retain", "both"]
+Reads = Literal[
+    "none",
+    "forget",
+    "retain",
+    "both",
+    "validation",
+    "forget+validation",
+    "retain+validation",
+    "both+validation",
+]
 Scope = Literal["any", "class"]
+# The sets each `reads` value grants.
+READ_SETS: dict[str, frozenset[str]] = {
+    "none": frozenset(),
+    "forget": frozenset({"forget"}),
+    "retain": frozenset({"retain"}),
+    "both": frozenset({"forget", "retain"}),
+}
+READ_SETS.update({f"{k}+validation": v | {"validation"} for k, v in list(READ_SETS.items())})
+READ_SETS["validation"] = READ_SETS.pop("none+validation")
+
+
+def read_sets(reads: str) -> frozenset[str]:
+    """The sets a `reads` value grants ("both+validation" -> forget, retain, validation);
+    a UsageError naming the valid values for anything else."""
+    if reads not in READ_SETS:
+        raise UsageError(
+            f"reads = {reads!r} is not valid: give one of {', '.join(map(repr, READ_SETS))}"
+        )
+    return READ_SETS[reads]
 
 
 class Method(BaseModel):

@@ -2,7 +2,9 @@
 
 A scenario fixes the dataset, architecture, training recipe, forget-set rule, number of
 gold models (and whether a second, independent set is trained for the forget-quality
-ceiling), the LiRA IN models, default budget, a worker's resource limits and root seed.
+ceiling), the LiRA IN models, default budget, a worker's resource limits and root seed;
+optionally a stream of deletion requests (`[stream]`) that deletes the forget set in
+several requests.
 Built-ins live in `scenarios/*.toml` inside the package; any path to a `.toml` file
 works too. Loading takes milliseconds and imports neither torch nor the datasets. Each
 section's schema belongs to its concern (`data`, `forget`: `mu_bench.data`; `model`:
@@ -118,6 +120,18 @@ class LimitsConfig(_Section):
     processes: int = Field(1, ge=1, le=4096)  # 1: no process but the worker itself
 
 
+class StreamConfig(_Section):
+    """A stream of deletion requests (`[stream]`): the scenario's forget set, drawn by its
+    `[forget]` rule, arrives as `requests` requests one after another, in an order drawn
+    from the scenario's seed; request r holds |D_f| // requests examples, the first
+    |D_f| % requests requests one more (`submission.stream.request_indices`). After
+    request r the model is scored against gold models retrained without requests
+    0..r, `[gold] seeds` of them per prefix (the last prefix's are the scenario's own
+    gold models)."""
+
+    requests: int = Field(ge=1, le=1000)
+
+
 class Scenario(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     summary: str
@@ -133,6 +147,7 @@ class Scenario(_Section):
     budget: BudgetConfig
     submit: SubmitConfig = SubmitConfig()
     limits: LimitsConfig = LimitsConfig()
+    stream: StreamConfig | None = None  # a stream of deletion requests instead of one
     # The TOML text it was parsed from (the store keeps it beside each submission).
     _source: str = PrivateAttr("")
 
@@ -147,6 +162,18 @@ class Scenario(_Section):
             raise ValueError("[lira] needs [gold] seeds >= 3 (the OUT models)")
         return self
 
+    @model_validator(mode="after")
+    def _stream_fits(self) -> Scenario:
+        # A count is known before the data is loaded; a fraction or a class is checked
+        # when the split is drawn (`submission.stream.request_indices`).
+        count = self.forget.count
+        if self.stream is not None and count is not None and self.stream.requests > count:
+            raise ValueError(
+                f"[stream] requests = {self.stream.requests} exceeds the forget set's "
+                f"{count} examples: each request deletes at least one"
+            )
+        return self
+
     def section_hash(self, *sections: str) -> str:
         """Content hash of the named sections (plus the root seed): keys cached artifacts."""
         payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
@@ -156,7 +183,9 @@ class Scenario(_Section):
     @property
     def content_hash(self) -> str:
         """Hash of everything that changes results (not the name, summary or provenance)."""
-        return self.section_hash("data", "forget", "model", "train", "gold", "lira", "relearn")
+        sections = ("data", "forget", "model", "train", "gold", "lira", "relearn")
+        # Only when present, so that the hashes of scenarios without a stream stay put.
+        return self.section_hash(*sections, *(("stream",) if self.stream else ()))
 
 
 def builtin_names() -> list[str]:

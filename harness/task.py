@@ -2,7 +2,8 @@
 `TrainTask`.
 
 An `UnlearnTask` holds a private copy of the starting model on the method's device, the
-forget set and/or the retain set (only those the method declares it reads), the number
+forget set, the retain set and the scenario's validation set (held out of the training
+data; only those the method declares it reads), the number
 of classes, the seed, the device, the scenario's training recipe and the time budget.
 It never holds the test set, the gold models or the leaderboard store: the worker
 process that builds it is never given them.
@@ -10,7 +11,8 @@ process that builds it is never given them.
 A method that implements `train(task)` gets a `TrainTask` once per seed (the whole
 training set, in its original order, and a folder for its own state), and its
 `UnlearnTask` then starts from the model `train` returned, with that folder and the
-training-set positions of the forget and retain rows. `report_metric` records a number
+training-set positions of the forget and retain rows, and a folder to leave its updated
+state in for the next request of a deletion stream. `report_metric` records a number
 (SISA: the shards it retrained) on the seed's result, as `method.<name>`.
 """
 
@@ -72,6 +74,7 @@ class UnlearnTask(_Task):
     forget_classes: tuple[int, ...] | None = None  # set when the scenario forgets classes
     forget_set: Split | None = None
     retain_set: Split | None = None
+    validation_set: Split | None = None  # held out of the training data, never the test set
     initial_seed: int | None = None  # the seed the original model was initialised with
     # Set only for a method with a training stage (`Method.train`): a private copy of the
     # state folder its `train` wrote for this seed, and the training-set positions of
@@ -80,6 +83,12 @@ class UnlearnTask(_Task):
     trained_dir: Path | None = None
     forget_index: torch.Tensor | None = None
     retain_index: torch.Tensor | None = None
+    # An empty folder of the worker's own output: the state a following deletion
+    # request (a scenario's `[stream]`) starts from, i.e. `trained_dir` brought up to
+    # date (a request after the first gets it as its `trained_dir`; left empty, the
+    # next request gets this request's `trained_dir` again). Training-set positions in
+    # neither `forget_index` nor `retain_index` were deleted by earlier requests.
+    state_dir: Path | None = None
 
     @property
     def forget(self) -> Split:
@@ -89,11 +98,21 @@ class UnlearnTask(_Task):
     def retain(self) -> Split:
         return self._granted(self.retain_set, "retain")
 
+    @property
+    def validation(self) -> Split:
+        """The scenario's validation set: examples held out of the training data (never
+        trained on by the original model, never the test set)."""
+        return self._granted(self.validation_set, "validation")
+
     def _granted(self, split: Split | None, which: str) -> Split:
         if split is None:
+            hint = {
+                "validation": "'validation', 'forget+validation', 'retain+validation' or "
+                "'both+validation'",
+            }.get(which, f"'both' or '{which}' (optionally with '+validation')")
             raise DataAccessError(
                 f"method '{self.method_name}' does not declare that it reads the {which} set "
-                f"(set `reads` on the method class to 'both' or '{which}')"
+                f"(set `reads` on the method class to {hint})"
             )
         return split
 

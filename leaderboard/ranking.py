@@ -22,6 +22,7 @@ from mu_bench.evaluation.catalogue import (
     METHOD_PREFIX,
     RANK_BY,
     STAGE_SHOWN,
+    STREAM_SHOWN,
     bare,
 )
 
@@ -43,9 +44,9 @@ COLUMNS = {
     "params_from": "tags.mu_bench.params_source",
     "params_provenance": "tags.mu_bench.params_provenance",
 }
-# Stage metrics are columns only when some submission has them, then the numbers
-# methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
-EXTRA_METRICS = STAGE_SHOWN
+# Stage and stream metrics are columns only when some submission has them, then the
+# numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
+EXTRA_METRICS = STAGE_SHOWN + STREAM_SHOWN
 
 
 def rank_metric(df: pd.DataFrame) -> str:

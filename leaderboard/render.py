@@ -28,6 +28,7 @@ from mu_bench.evaluation.catalogue import (
     SHOWN,
     SPEEDUP_CAP,
     STAGE_SHOWN,
+    STREAM_SHOWN,
     TIMING_FLOOR,
     label,
     of_level,
@@ -41,7 +42,7 @@ OUT_OF_SCOPE, FEWER_SEEDS, UNVERIFIED = "†", "*", "‡"
 
 
 def _is_extra(column: str) -> bool:
-    return column in STAGE_SHOWN or column.startswith(METHOD_PREFIX)
+    return column in STAGE_SHOWN or column in STREAM_SHOWN or column.startswith(METHOD_PREFIX)
 
 
 def _missing(value: Any) -> bool:
@@ -414,7 +415,12 @@ def report_table(report, extras: bool = True):
         )
     for name in sorted(k for k in m if k.startswith(METHOD_PREFIX) and not k.endswith("_std")):
         table.add_row(name, _cell(name, m[name], m.get(f"{name}_std")))
+    for name in of_level("stream"):  # a deletion stream's cumulative cost
+        if name in m:
+            table.add_row(name, _cell(name, m[name]))
     parts: list = [table]
+    if report.requests:
+        parts.append(_requests_table(report.requests))
     if extras:
         preset = f"preset {report.preset}" if report.preset else "no preset"
         used = labels.pairs(report.params) or "none"
@@ -434,3 +440,16 @@ def report_table(report, extras: bool = True):
             parts.append(Text(f"the whole submission: mu-bench show {report.run_id[:8]}"))
     parts.extend(Text(f"note: {note}") for note in report.notes)  # no markup: "[gold]"
     return Group(*parts)
+
+
+def _requests_table(requests) -> Table:
+    """A deletion stream, one row per request: what it deleted and the model after it."""
+    table = Table(title="after each deletion request", title_justify="left")
+    columns = ("forget_quality", "forget_acc", "test_acc", "avg_gap", "unlearn_seconds")
+    for col in ("request", "size", "deleted", "seeds ok", *columns, "stream_unlearn_seconds"):
+        table.add_column(label(col) if col in (*columns, "stream_unlearn_seconds") else col)
+    for r in requests:
+        m = r["metrics"]
+        cells = [_cell(c, m.get(c)) for c in (*columns, "stream_unlearn_seconds")]
+        table.add_row(str(r["request"]), str(r["size"]), str(r["deleted"]), r["seeds_ok"], *cells)
+    return table

@@ -268,12 +268,12 @@ def _experiment_id(c, uri: str, scenario: str) -> str:
         return exp.experiment_id
 
 
-def _finite_metrics(values: dict[str, float], step_time: int):
+def _finite_metrics(values: dict[str, float], step_time: int, step: int = 0):
     """MLflow metrics under their grouped names (`catalogue.stored`), finite ones only."""
     from mlflow.entities import Metric
 
     return [
-        Metric(stored(k), float(v), step_time, 0)
+        Metric(stored(k), float(v), step_time, step)
         for k, v in values.items()
         if v is not None and math.isfinite(float(v))
     ]
@@ -389,6 +389,20 @@ def _log_figures(c, run_id: str, figures: dict[str, Path]) -> None:
                 c.log_image(run_id, image.convert("RGB"), key=name, synchronous=True)
 
 
+def _request_metrics(report: Report, step_time: int) -> list:
+    """A deletion stream's per-request metrics: `request.<name>` at step = request index
+    (a metric history MLflow charts against the step)."""
+    from mu_bench.evaluation.catalogue import REQUEST_PREFIX
+
+    rows = []
+    for entry in report.requests:
+        values = {f"{REQUEST_PREFIX}{k}": v for k, v in entry["metrics"].items()}
+        values[f"{REQUEST_PREFIX}size"] = entry["size"]
+        values[f"{REQUEST_PREFIX}deleted"] = entry["deleted"]
+        rows.extend(_finite_metrics(values, step_time, int(entry["request"])))
+    return rows
+
+
 def provenance_tag(provenance: dict[str, Any]) -> str:
     """A preset's provenance as the board shows it: the study, its trials and objective,
     the tuning forget set (the whole document is in `report.json`)."""
@@ -468,6 +482,9 @@ def record(
             Param("seeds", str(len(report.seeds))),
         ]
         c.log_batch(run_id, metrics=_finite_metrics(report.metrics, now), params=run_params)
+        history = _request_metrics(report, now)
+        for start in range(0, len(history), 1000):  # MLflow's limit per batch
+            c.log_batch(run_id, metrics=history[start : start + 1000])
         c.log_text(run_id, json.dumps(report.to_json(), indent=1, default=str), "report.json")
         if report.scenario_toml:
             c.log_text(run_id, report.scenario_toml, "scenario.toml")

@@ -25,6 +25,9 @@ batch 256, forget batch 512. No notebook runs CIFAR-10 10% random (the defaults'
 (`resnet50_cifar100.ipynb` forgets 100 examples of class 0 of CIFAR-100 with a
 ResNet-50 and Adam), so `cifar10-random` and `cifar100-random` run the defaults.
 
+The epoch itself (both passes, `DistillKL`) is `mu_bench.api.scrub_epoch`, which
+`scrub-r` (SCRUB+R) shares.
+
 Deviations: stops early at the budget. The repo's `scrub.py` helper builds its optimizer
 over the wrong model (the un-copied one); the notebooks, followed here, do not.
 """
@@ -35,18 +38,10 @@ import copy
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from mu_bench.api import Method, Reads, UnlearnTask, run_pass, step_decay
-
-
-def distill_kl(student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
-    """repdistiller's `DistillKL`: KL(teacher || student) at temperature t, times t^2."""
-    log_p_s = F.log_softmax(student / t, dim=1)
-    p_t = F.softmax(teacher / t, dim=1)
-    return F.kl_div(log_p_s, p_t, reduction="sum") * t**2 / student.shape[0]
+from mu_bench.api import Method, Reads, UnlearnTask, scrub_epoch, step_decay
 
 
 class Scrub(Method):
@@ -96,29 +91,14 @@ class Scrub(Method):
         opt = torch.optim.SGD(
             student.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay
         )
-        student.train()
-
-        def kl(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad():
-                target = teacher(x)
-            return distill_kl(logits, target, self.kd_t)
-
-        def maximize(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            return -kl(batch[0], student(batch[0]))
-
-        def minimize(batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            x, y = batch
-            logits = student(x)
-            return self.gamma * F.cross_entropy(logits, y) + self.alpha * kl(x, logits)
-
         gen = task.generator
         for epoch in range(1, self.epochs + 1):
             step_decay(opt, self.lr, epoch, self.lr_decay_epochs, self.lr_decay_rate)
+            forget = None
             if epoch <= self.msteps:
                 forget = task.forget.batches(self.forget_batch_size, generator=gen)
-                if not run_pass(opt, forget, maximize, task.budget):
-                    break
             retain = task.retain.batches(self.retain_batch_size, generator=gen)
-            if not run_pass(opt, retain, minimize, task.budget):
+            loss = dict(gamma=self.gamma, alpha=self.alpha, kd_t=self.kd_t, budget=task.budget)
+            if not scrub_epoch(student, teacher, opt, forget, retain, **loss):
                 break
         return student.eval()

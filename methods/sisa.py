@@ -33,15 +33,32 @@ Training stage: `train(task)` builds the shards and trains one member per shard 
 once per seed and cached by the harness; its cost is the leaderboard's `train_seconds`
 and its accuracy lost to sharding `trained_acc_drop`). `unlearn(task)` starts from that
 ensemble and retrains the shards that held forget examples; it reports
-`shards_retrained` and `shards_dropped`. The model is an `ensemble` (see
+`shards_retrained`, `shards_dropped` and `shards_active`.
+
+Deletion streams (a scenario's `[stream]`: the paper's setting, requests arriving one
+after another): request r starts from request r - 1's ensemble and state folder, its
+forget set is request r's rows and its retain set every row not deleted so far, so a
+training position in neither index was deleted earlier. The state folder
+(`task.state_dir`, the next request's `trained_dir`) always reflects every deletion so
+far: a retrained member's checkpoints from its first hit slice on are replaced by ones
+trained without the deleted rows, and a ledger (`ledger.pt`) records, per member, the
+training positions its current weights were trained on (those of the checkpoint it
+resumed from, plus every row it was fitted on since), how many of its checkpoints are
+clean, and whether it was dropped. A request retrains a member from its last clean
+checkpoint before the first slice holding one of the request's rows; a member the
+request does not touch is kept as it is. What that saves, by counting: a request of m
+random rows misses a member with probability (1 - 1/S)^m, so on `digits-stream10` (m =
+13) the defaults (S = 5) retrain 4.7 of 5 members a request, about 0.95 of a retraining,
+and S = 20 about 0.49 of one (`benchmarks/stream_cost.py` measures it). The model is an
+`ensemble` (see
 `mu_bench.models.params` (ensemble) for what the vote's logits mean to the loss-based metrics).
 
 No digits preset: the code's 5 shards and 1 slice run as they are (on digits-class3 the
 ensemble's test accuracy is 0.94 against the original model's 0.96). No CIFAR presets:
 the repository's only scripts are for Purchase (an SVHN architecture has none) and the
 paper's CIFAR values could not be read, so the three CIFAR settings run the defaults.
-With 10% random forgetting, 5 shards are all hit (a shard escapes 144 random deletions
-with probability (1 - 1/S)^144), so SISA saves nothing there unless S is large: that is
+With 10% random forgetting, 5 shards are all hit (a shard escapes 130 random deletions
+with probability (1 - 1/S)^130), so SISA saves nothing there unless S is large: that is
 the paper's own caveat about many deletion requests, not a fault.
 
 Deviations, each with its reason:
@@ -61,20 +78,26 @@ Deviations, each with its reason:
   `np.arange(n)` of a dataset it shuffled once beforehand, which is the same thing.
 - Initialisations are seeded (the original's are not), so a run can be repeated.
 - Checkpoints are files per (shard, slice), for slices 0..R-2 only (the last one is the
-  member in the trained ensemble), not files named by a hash of the remaining indices:
-  the whole forget set is one request known at once, so the first changed slice is
-  found directly from the first forgotten position. The original hashes the last slice
-  only up to R * (size // R), so deleting one of the shard's last size % R points
-  would retrain nothing; here it retrains the last slice.
+  member in the trained ensemble), replaced when retrained, not files named by a hash
+  of the remaining indices: each request's rows are known at once, so the first
+  changed slice is found directly from its first position in the shard. The original
+  hashes the last slice only up to R * (size // R), so deleting one of the shard's
+  last size % R points would retrain nothing; here it retrains the last slice.
 - Under the budget: a shard not yet retrained when the budget runs out is dropped from
-  the aggregation (weight 0), so an early result is still exact, only less accurate; a
-  shard whose every example was forgotten is dropped too. The original has no budget.
+  the aggregation (weight 0) and its weights are reset to their fresh initialisation,
+  so an early result is still exact, only less accurate, and its weights hold nothing
+  of the deleted rows; a shard whose every example was forgotten is dropped too, and a
+  dropped shard stays dropped for the rest of a stream. A member whose retraining the
+  budget cuts short keeps the retain rows it was fitted on (exact too). The original
+  has no budget.
 - `softmax-mean` follows the reimplementation: the original's softmax output path is
   broken (`softmax` is never imported in `sisa.py`).
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -97,6 +120,7 @@ from mu_bench.api import (
 )
 
 SHARDS_FILE = "shards.pt"
+LEDGER_FILE = "ledger.pt"
 
 
 def shard_positions(order: np.ndarray, shards: int) -> list[np.ndarray]:
@@ -126,13 +150,22 @@ def _checkpoint(shard: int, slice_: int) -> str:
     return f"shard-{shard}-slice-{slice_}.pt"
 
 
+def load_ledger(folder: Path) -> dict:
+    """The state's ledger: per member, the training positions its current weights were
+    trained on (`trained_on`), how many of its leading checkpoints are clean of every
+    deletion so far (`valid`), whether it finished its last slice (`complete`) and
+    whether it was dropped (`dropped`)."""
+    return torch.load(folder / LEDGER_FILE, weights_only=True)
+
+
 class SISA(Method):
     """Shard the training set, one model per shard; unlearn by retraining hit shards (SISA)."""
 
     reads: ClassVar[Reads] = "retain"
     train_fields: ClassVar[tuple[str, ...]] = ("shards", "slices", "epochs")
     # 2: the original's shard cut, one optimizer and schedule per member across slices.
-    train_version: ClassVar[str] = "2"
+    # 3: a ledger of what each member and checkpoint was trained on (deletion streams).
+    train_version: ClassVar[str] = "3"
 
     shards: int = Field(5, ge=1, le=4096)
     slices: int = Field(1, ge=1)
@@ -171,64 +204,131 @@ class SISA(Method):
                 data = Split(x[idx], y[idx], task.train_set.augment)
                 fit(member, data, task.recipe, generator=generator, epochs=epochs[r], run=run)
                 if r < self.slices - 1:
-                    weights = {k: v.detach().cpu() for k, v in member.state_dict().items()}
-                    torch.save(
-                        {"model": weights, "run": run.state_dict()},
-                        task.state_dir / _checkpoint(s, r),
-                    )
+                    _save_checkpoint(task.state_dir, s, r, member, run, shard[:end])
             ensemble.members[s].load_state_dict(member.state_dict())
+        ledger = {
+            "trained_on": list(shards),
+            "valid": [self.slices - 1] * len(shards),
+            "complete": [True] * len(shards),
+            "dropped": [False] * len(shards),
+        }
+        torch.save(ledger, task.state_dir / LEDGER_FILE)
         return ensemble.eval()
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         ensemble = task.model
-        shards = torch.load(task.trained_dir / SHARDS_FILE, weights_only=True)["shards"]
-        n = len(task.forget_index) + len(task.retain_index)
-        gone = torch.zeros(n, dtype=torch.bool)
-        gone[task.forget_index] = True
-        row_of = torch.full((n,), -1, dtype=torch.long)  # training position -> retain row
+        # Work in the state folder the next request of a stream starts from (a copy of
+        # the one this request got), so that it reflects every deletion so far.
+        folder = task.trained_dir
+        if task.state_dir is not None:
+            shutil.copytree(folder, task.state_dir, dirs_exist_ok=True)
+            folder = task.state_dir
+        shards = torch.load(folder / SHARDS_FILE, weights_only=True)["shards"]
+        ledger = load_ledger(folder)
+        n = sum(len(s) for s in shards)  # the whole training set, deleted rows included
+        hit_now = torch.zeros(n, dtype=torch.bool)
+        hit_now[task.forget_index] = True
+        # training position -> retain row; -1 for this request's rows and for rows an
+        # earlier request of a stream deleted (in neither index).
+        row_of = torch.full((n,), -1, dtype=torch.long)
         row_of[task.retain_index] = torch.arange(len(task.retain_index))
         retain = task.retain
         epochs = self._epochs(task.recipe)
         retrained = dropped = 0
         for s, shard in enumerate(shards):
-            hit = gone[shard]
-            if not hit.any():
-                continue  # this shard never saw a forgotten example: keep its member
-            if task.budget.expired or bool(hit.all()):
-                ensemble.member_weights[s] = 0.0  # dropped, so the result stays exact
+            hit = hit_now[shard]
+            if ledger["dropped"][s] or not hit.any():
+                continue  # dropped before, or never saw this request's rows: keep it
+            kept = row_of[shard] >= 0
+            if task.budget.expired or not bool(kept.any()):
+                self._drop(task, ensemble, folder, ledger, s)
                 dropped += 1
                 continue
-            ends = slice_ends(len(shard), self.slices)
-            first = int(hit.nonzero()[0])
-            start = next(r for r, end in enumerate(ends) if first < end)
-            kept = [int((~hit[:end]).sum()) for end in ends]  # = ends[r] before `start`
-            total = run_steps(kept, epochs, task.recipe.batch_size)
-            member = task.fresh_model(derive_seed(task.rng_seed, "sisa-member", s))
-            if start > 0:  # the last checkpoint that never saw a forgotten example
-                path = task.trained_dir / _checkpoint(s, start - 1)
-                saved = torch.load(path, weights_only=True)
-                member.load_state_dict(saved["model"])
-                run = TrainingRun.resume(member, task.recipe, total, saved["run"])
-            else:
-                run = TrainingRun(member, task.recipe, total)
-            generator = torch.Generator().manual_seed(derive_seed(task.rng_seed, "sisa-order", s))
-            for r in range(start, self.slices):
-                keep = shard[: ends[r]][~hit[: ends[r]]]
-                rows = row_of[keep].to(retain.x.device)
-                data = Split(retain.x[rows], retain.y[rows], retain.augment)
-                fit(
-                    member,
-                    data,
-                    task.recipe,
-                    generator=generator,
-                    epochs=epochs[r],
-                    budget=task.budget,
-                    run=run,
-                )
-                if task.budget.expired:
-                    break  # trained on retain data only so far: still exact
-            ensemble.members[s].load_state_dict(member.state_dict())
+            self._retrain(task, ensemble, folder, ledger, s, shard, hit, row_of, retain, epochs)
             retrained += 1
+        torch.save(ledger, folder / LEDGER_FILE)
         task.report_metric("shards_retrained", retrained)
         task.report_metric("shards_dropped", dropped)
+        task.report_metric("shards_active", len(shards) - sum(ledger["dropped"]))
         return ensemble.eval()
+
+    def _drop(self, task: UnlearnTask, ensemble, folder: Path, ledger: dict, s: int) -> None:
+        """Weight 0 in the aggregation and fresh, never-trained weights, so the result
+        holds nothing of the member's data; its checkpoints go too. It stays dropped
+        for the rest of a stream."""
+        ensemble.member_weights[s] = 0.0
+        fresh = task.fresh_model(derive_seed(task.rng_seed, "sisa-member", s))
+        ensemble.members[s].load_state_dict(fresh.state_dict())
+        for r in range(self.slices - 1):
+            (folder / _checkpoint(s, r)).unlink(missing_ok=True)
+        ledger["trained_on"][s] = torch.zeros(0, dtype=torch.long)
+        ledger["valid"][s], ledger["complete"][s], ledger["dropped"][s] = 0, False, True
+
+    def _retrain(
+        self,
+        task: UnlearnTask,
+        ensemble,
+        folder: Path,
+        ledger: dict,
+        s: int,
+        shard: torch.Tensor,
+        hit: torch.Tensor,
+        row_of: torch.Tensor,
+        retain: Split,
+        epochs: list[int],
+    ) -> None:
+        """Retrain member `s` from its last clean checkpoint before the first slice holding
+        one of this request's rows, on its remaining rows, saving fresh checkpoints."""
+        ends = slice_ends(len(shard), self.slices)
+        first = int(hit.nonzero()[0])
+        hit_slice = next(r for r, end in enumerate(ends) if first < end)
+        start = min(hit_slice, ledger["valid"][s])  # a checkpoint cut short is not clean
+        for r in range(start, self.slices - 1):  # they saw this request's rows
+            (folder / _checkpoint(s, r)).unlink(missing_ok=True)
+        ledger["valid"][s] = start
+        kept = row_of[shard] >= 0
+        sizes = [int(kept[:end].sum()) for end in ends]
+        total = run_steps(sizes, epochs, task.recipe.batch_size)
+        member = task.fresh_model(derive_seed(task.rng_seed, "sisa-member", s))
+        seen = torch.zeros(0, dtype=torch.long)
+        if start > 0:  # the last checkpoint that never saw a deleted row
+            saved = torch.load(folder / _checkpoint(s, start - 1), weights_only=True)
+            member.load_state_dict(saved["model"])
+            run = TrainingRun.resume(member, task.recipe, total, saved["run"])
+            seen = saved["trained_on"]
+        else:
+            run = TrainingRun(member, task.recipe, total)
+        generator = torch.Generator().manual_seed(derive_seed(task.rng_seed, "sisa-order", s))
+        complete = True
+        for r in range(start, self.slices):
+            keep = shard[: ends[r]][kept[: ends[r]]]
+            rows = row_of[keep].to(retain.x.device)
+            data = Split(retain.x[rows], retain.y[rows], retain.augment)
+            fit(
+                member,
+                data,
+                task.recipe,
+                generator=generator,
+                epochs=epochs[r],
+                budget=task.budget,
+                run=run,
+            )
+            seen = torch.unique(torch.cat([seen, keep]))
+            if task.budget.expired:
+                complete = False
+                break  # trained on retain rows only so far: still exact
+            if r < self.slices - 1:
+                _save_checkpoint(folder, s, r, member, run, seen)
+                ledger["valid"][s] = r + 1
+        ensemble.members[s].load_state_dict(member.state_dict())
+        ledger["trained_on"][s], ledger["complete"][s] = seen, complete
+
+
+def _save_checkpoint(
+    folder: Path, s: int, r: int, member: nn.Module, run: TrainingRun, trained_on: torch.Tensor
+) -> None:
+    """The member after slice r, its run (optimizer state, steps, epochs) and the
+    training positions it was trained on."""
+    weights = {k: v.detach().cpu() for k, v in member.state_dict().items()}
+    state = {"model": weights, "run": run.state_dict(), "trained_on": trained_on.clone()}
+    torch.save(state, folder / _checkpoint(s, r))

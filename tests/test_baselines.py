@@ -10,6 +10,7 @@ from mu_bench import registry
 from mu_bench.api import ModelSpec, Split, WeightMask, build_model, flat_grad, per_sample_grads
 from mu_bench.errors import UsageError
 from mu_bench.leaderboard import reference
+from mu_bench.method import read_sets
 from mu_bench.methods.boundary_shrink import fgsm
 from mu_bench.methods.salun import saliency_mask
 from mu_bench.submission.execute import write_inputs
@@ -27,6 +28,7 @@ BASELINES = {
     "l1-sparse": ("retain", "any"),
     "boundary-shrink": ("forget", "class"),
     "scrub": ("both", "any"),
+    "scrub-r": ("both+validation", "any"),
     "salun": ("both", "any"),
     "fisher-forgetting": ("retain", "any"),
     "influence": ("both", "any"),
@@ -68,9 +70,8 @@ def test_declares_its_data_and_scope_and_gets_only_that(method, tmp_path):
     sub = plan(method, "digits-class3", seeds=1)
     art = prepare(sub.scenario, "cpu")
     inputs = write_inputs(sub, art, tmp_path)
-    expected = {"forget": ["forget"], "retain": ["retain"], "both": ["forget", "retain"]}
-    given = sorted(k for k in ("forget", "retain") if k in inputs)
-    assert given == expected[cls.reads]
+    given = sorted(k for k in ("forget", "retain", "validation") if k in inputs)
+    assert given == sorted(read_sets(cls.reads))
     assert inputs["model"] == art.original.weights and set(inputs) == {"model", *given}
     assert {p.name for p in tmp_path.iterdir()} == {f"{k}.pt" for k in given}
 

@@ -45,8 +45,8 @@ def test_each_method_forgets_digit_3_and_keeps_retain_accuracy(class3, method):
 
 
 def test_sisa_on_random_forgetting_retrains_only_hit_shards_and_is_exact():
-    # 144 random deletions hit every one of 5 shards (a shard escapes with probability
-    # (1 - 1/S)^144); with 50 shards a few escape.
+    # 130 random deletions hit every one of 5 shards (a shard escapes with probability
+    # (1 - 1/S)^130); with 50 shards a few escape.
     sub = plan("sisa", "digits-random10", seeds=1, params={"shards": "50"})
     report = run(sub, "cpu").report
     assert report.status == "ok"
@@ -56,7 +56,7 @@ def test_sisa_on_random_forgetting_retrains_only_hit_shards_and_is_exact():
     assert m["method.shards_dropped"] == 0
     # Exact: forget examples are as unseen as test examples, so SISA's forget accuracy
     # sits where gold's does, less what the shards cost in accuracy, within the
-    # binomial noise of 144 examples.
+    # binomial noise of 130 examples.
     n = len(prepare(sub.scenario, "cpu").split.forget_idx)
     noise = 2 * math.sqrt(gold["forget_acc"] * (1 - gold["forget_acc"]) / n + 0.25 / n**2)
     assert abs(m["forget_acc"] - gold["forget_acc"]) <= max(m["trained_acc_drop"], 0) + noise
@@ -248,7 +248,7 @@ def test_sisa_retrains_from_the_last_clean_slice_and_never_sees_a_forgotten_exam
         **common,
     )
     out = method.unlearn(task)
-    assert task.reported == {"shards_retrained": 2.0, "shards_dropped": 0.0}
+    assert task.reported == {"shards_retrained": 2.0, "shards_dropped": 0.0, "shards_active": 3.0}
     assert "shard-0-slice-0.pt" in loaded and not any("shard-1-" in p for p in loaded)
     assert len(seen) == 2 + 3  # shard 0: slices 1 and 2; shard 1: all three
     for data in seen:
@@ -277,5 +277,5 @@ def test_sisa_drops_shards_it_cannot_retrain_in_time(tmp_path):
         **common,
     )
     out = method.unlearn(task)
-    assert task.reported == {"shards_retrained": 0.0, "shards_dropped": 1.0}
+    assert task.reported == {"shards_retrained": 0.0, "shards_dropped": 1.0, "shards_active": 3.0}
     assert out.member_weights.tolist().count(0.0) == 1

@@ -177,3 +177,28 @@ def test_a_killed_grid_resumes_without_duplicates(tmp_path):
     assert {r[0] for r in board} >= done_before  # nothing that landed was run again
     states = Counter(c["state"] for c in cells)
     assert states == {"on the board": len(done_before), "recorded": 4 - len(done_before)}
+
+
+@pytest.mark.slow
+def test_a_grid_runs_a_stream_cell_request_by_request(tmp_path):
+    """A cell on a scenario with a [stream] runs its requests one after another (the
+    others in the batch) and lands with every request; a stream too long for its forget
+    set stops the grid before anything runs."""
+    from .test_streams import tiny
+
+    stream = tiny(tmp_path)
+    db = tmp_path / "board.db"
+    uri = f"sqlite:///{db}"
+    too_long = tmp_path / "long.toml"
+    too_long.write_text(stream.read_text().replace("count = 30", "fraction = 0.001"))
+    args = ["--methods", "noop,finetune", "--seeds", "2", "--no-figures", "--tracking-uri", uri]
+    proc = cli("grid", *args, "--scenarios", f"digits-class3,{too_long}")
+    assert proc.returncode == 2 and "exceeds the forget set" in proc.stderr, proc.stderr
+    assert not db.exists()
+    doc = cli_json("grid", *args, "--scenarios", f"{stream},digits-class3", "--jobs", "2")
+    cells = {(c["scenario"], c["method"]): c for c in doc["cells"]}
+    assert {(c["state"], c["status"]) for c in cells.values()} == {("recorded", "ok")}
+    board = cli_json("leaderboard", "tiny-stream", "--tracking-uri", uri)
+    rows = board["tiny-stream"] if isinstance(board, dict) else board
+    assert {r["method"] for r in rows} == {"noop", "finetune"}
+    assert all(r["stream_unlearn_seconds"] >= 0 for r in rows)

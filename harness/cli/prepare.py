@@ -1,5 +1,5 @@
-"""`mu-bench prepare`: train (or load) a scenario's original and gold models, and with
-`--method` that method's training stage."""
+"""`mu-bench prepare`: train (or load) a scenario's original and gold models (with a
+`[stream]`, each prefix's too), and with `--method` that method's training stage."""
 
 from __future__ import annotations
 
@@ -78,8 +78,15 @@ def prepare(
 
     device = resolve_device(device)
     runs_on = make_executor(executor, jobs, device)
+    stream = None
     try:
-        art = do_prepare(s, device, on_model=on_model, executor=for_prepare(runs_on))
+        if s.stream is not None:  # each earlier prefix's gold models too
+            from ..submission.stream import prepare_stream
+
+            stream = prepare_stream(s, device, on_model=on_model, executor=for_prepare(runs_on))
+            art = stream.base
+        else:
+            art = do_prepare(s, device, on_model=on_model, executor=for_prepare(runs_on))
         reference = art.reference.summary()
         training = _prepare_training(sub, art, device, runs_on) if sub is not None else None
     finally:
@@ -103,6 +110,18 @@ def prepare(
         "original": reference["original"],
         "gold": reference["gold"],
     }
+    if stream is not None:
+        doc["stream"] = [
+            {
+                "request": p.index,
+                "size": len(p.request),
+                "deleted": len(p.deleted),
+                "gold_models": len(p.art.gold),
+                "retrain_seconds": p.art.retrain_seconds,
+                "cache_hits": sum(m.cache_hit for m in p.art.gold),
+            }
+            for p in stream.prefixes
+        ]
     if training is not None:
         doc["method_training"] = training
     if as_json:

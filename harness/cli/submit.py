@@ -1,4 +1,5 @@
-"""`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record.
+"""`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record (on a
+scenario with a `[stream]`, its deletion requests one after another: `submission.stream`).
 
 Ordered for a short wall clock (a warm digits submit: 0.65x main's side by side on a
 loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks
@@ -235,6 +236,8 @@ def _stages(
     runs_on = make_executor(req.executor, req.jobs, device)
     marks["planned"] = time.time()
     clock = time.perf_counter()
+    if sub.scenario.stream is not None:  # a stream of deletion requests
+        return _stream(recorder, uri, sub, req, device, runs_on, figures), {"seeds": {}}
     try:
         art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
     except BaseException:
@@ -292,6 +295,38 @@ def _stages(
         for o in execution.outcomes
     }
     return report, {"seeds": seeds}
+
+
+def _stream(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_on, figures: bool):
+    """A scenario's stream of deletion requests (`submission.stream`), recorded."""
+    from mu_bench.leaderboard import store
+
+    from ..isolation.executor import close, for_prepare
+    from ..submission.stream import prepare_stream, run_stream
+
+    clock = time.perf_counter()
+    try:
+        stream = prepare_stream(sub.scenario, device, executor=for_prepare(runs_on))
+        timings = {"prepare_seconds": time.perf_counter() - clock}
+        say(
+            f"prepared {sub.scenario.name}: original + {len(stream.prefixes)} deletion "
+            f"requests, {len(stream.base.gold)} gold models after each"
+        )
+        recorder.open(uri)
+        result = run_stream(
+            sub, device, stream=stream, executor=runs_on, keep_work=req.keep_work, timings=timings
+        )
+    finally:
+        close(runs_on)
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        drawn = {}
+        if figures:
+            from mu_bench.leaderboard.figures import submission_figures
+
+            drawn = submission_figures(Path(tmp), result.evaluation, result.art)
+        return recorder.record(
+            result.evaluation.report, figures=drawn, key=store.key_of(sub, device)
+        )
 
 
 def sandbox_guard(uri: str, flag: bool) -> bool:

@@ -8,7 +8,8 @@ set. A random forget set is `RandomState(split_seed - 1).choice(45000, k,
 replace=False)` (4,500 = 10%); a class forget set is every training image of the class.
 The 10,000 test images are the test set. `split_seed` defaults to 2, SalUn's `--seed`,
 so the forget indices are the ones SalUn's scripts use. The validation images are held
-out and never used (methods get only forget/retain; SalUn reports no validation metric).
+out: never trained on, never scored, handed only to a method that declares it reads a
+validation set (SCRUB+R rewinds on it).
 
 Deviation: with default arguments SalUn's `main_train.py` trains the original model
 on the split of `cifar10_dataloaders`' own default seed (1), while its unlearning
@@ -156,7 +157,8 @@ def builder(name: str) -> Callable[[DataConfig, int], Dataset]:
 
         opts = CifarOptions.model_validate(config.options)
         x_tr, y_tr, x_te, y_te = _read(name, data_root(), opts.verify_md5)
-        train_idx, _ = salun_split(y_tr, opts.validation_fraction, opts.split_seed)
+        train_idx, valid_idx = salun_split(y_tr, opts.validation_fraction, opts.split_seed)
+        x_val, y_val = x_tr[valid_idx], y_tr[valid_idx]
         x_tr, y_tr = x_tr[train_idx], y_tr[train_idx]
 
         def images(x: np.ndarray) -> torch.Tensor:  # uint8 NHWC -> float32 NCHW in [0, 1]
@@ -170,6 +172,8 @@ def builder(name: str) -> Callable[[DataConfig, int], Dataset]:
             num_classes=_SPECS[name][2],
             fingerprint="" if opts.verify_md5 else _fingerprint(x_tr, y_tr, x_te, y_te),
             draw_forget=salun_forget_draw(opts.split_seed),
+            x_val=images(x_val) if len(valid_idx) else None,
+            y_val=torch.from_numpy(y_val) if len(valid_idx) else None,
         )
 
     return build

@@ -42,6 +42,11 @@ class Dataset:
     # The protocol's own draw of k random forget indices out of n (SalUn's RandomState),
     # used by `forget.make_split` instead of mu-bench's seeded draw when set.
     draw_forget: Callable[[int, int], np.ndarray] | None = None
+    # A validation set held out of the training data (SalUn's CIFAR split, or one carved
+    # by `heldout.carve` where the scenario asks): never trained on by the original or
+    # gold models, never the test set; None when the scenario has none.
+    x_val: torch.Tensor | None = None
+    y_val: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -50,6 +55,16 @@ class Dataset:
 
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HeldOutOptions(BaseModel):
+    """Options of a dataset that ships no validation set: `validation_fraction` of each
+    class of the training data is held out as one (`heldout.carve`); 0, the default,
+    holds out nothing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    validation_fraction: float = Field(0.0, ge=0, lt=1)
 
 
 @dataclass(frozen=True)

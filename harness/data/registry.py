@@ -4,6 +4,10 @@
 - `mnist1d`: generated locally by the `mnist1d` package (`mnist1d.py`), about 2 s.
 - `cifar10`, `cifar100`: torchvision's files under the data root, SalUn's 45k/5k split
   (`cifar.py`); `mu-bench download` fetches them on a machine with internet.
+
+Each takes `validation_fraction` under `[data.options]`: the share of each class held
+out of the training data as a validation set (CIFAR: SalUn's 10% by default; digits and
+MNIST-1D: 0, none, unless the scenario asks).
 """
 
 from __future__ import annotations
@@ -80,6 +84,12 @@ def signature(config: DataConfig) -> tuple[tuple[int, ...], int]:
     """(input shape, number of classes) of a dataset, without loading it."""
     builder = DATASETS[config.dataset]
     return builder.input_shape, builder.num_classes
+
+
+def has_validation(config: DataConfig) -> bool:
+    """Whether a (valid) `[data]` section gives the dataset a validation set: its
+    `validation_fraction` option is above 0 (CIFAR's is 0.1 by default, SalUn's)."""
+    return getattr(options(config), "validation_fraction", 0.0) > 0
 
 
 def build_dataset(config: DataConfig, seed: int) -> Dataset:

@@ -8,7 +8,11 @@ tables label them from here; nothing else lists metric names. Levels:
 - `gap`: |method mean - gold mean| of a model metric;
 - `submission`: needs all of a submission's models at once (forget quality, LiRA);
 - `cost`: wall-clock seconds and their ratio;
-- `stage`: a method's training stage (SISA): its cost and what it loses.
+- `stage`: a method's training stage (SISA): its cost and what it loses;
+- `stream`: a scenario's stream of deletion requests: the cumulative cost over all its
+  requests. Every other metric of a stream's request r is also logged per request, as
+  `request.<name>` at MLflow step r (`REQUEST_PREFIX`), and is in the report's
+  `requests`; the submission's own values are those after the last request.
 
 `direction` says which way is better: `higher`, `lower`, or `gold` (closest to the gold
 models' value is best; the gap metrics measure that distance).
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["higher", "lower", "gold"]
-Level = Literal["model", "gap", "submission", "cost", "stage"]
+Level = Literal["model", "gap", "submission", "cost", "stage", "stream"]
 
 
 @dataclass(frozen=True)
@@ -144,14 +148,40 @@ _METRICS = (
     Metric("train_seconds", "train s", "lower", "stage", 2, "training stage cost"),
     Metric("trained_test_acc", "trained test acc", "higher", "stage"),
     Metric("trained_acc_drop", "acc lost (train)", "lower", "stage"),
+    Metric("stream_requests", "requests", "higher", "stream", 0, "deletion requests"),
+    Metric(
+        "stream_unlearn_seconds",
+        "stream unlearn s",
+        "lower",
+        "stream",
+        2,
+        "unlearn() time summed over the requests (median over seeds); per request: so far",
+    ),
+    Metric(
+        "stream_retrain_seconds",
+        "stream retrain s",
+        "lower",
+        "stream",
+        2,
+        "retraining after every request: each prefix's gold retrain time, summed",
+    ),
+    Metric(
+        "stream_speedup",
+        "stream speed-up",
+        "higher",
+        "stream",
+        2,
+        "stream retrain / stream unlearn seconds",
+    ),
 )
 CATALOGUE: dict[str, Metric] = {m.name: m for m in _METRICS}
 
 # Chart sections, in order: the number in front keeps MLflow's alphabetical sections in
 # this order, headline first.
-GROUPS = ("headline", "accuracy", "privacy", "gap", "cost", "stage", "method")
+GROUPS = ("headline", "accuracy", "privacy", "gap", "cost", "stage", "method", "stream")
 LEVEL_GROUPS = {"model": "accuracy", "gap": "gap", "submission": "headline", "cost": "cost"}
 LEVEL_GROUPS["stage"] = "stage"
+LEVEL_GROUPS["stream"] = "stream"
 _PREFIX = {g: f"{i}_{g}" for i, g in enumerate(GROUPS, 1)}
 
 # A worker's clock cannot tell a method that returns at once from one that takes 1 ms.
@@ -206,6 +236,8 @@ SHOWN = (
 # A training stage's columns, where some submission has one: its cost and the test
 # accuracy its trained model loses against the original (SISA: to sharding).
 STAGE_SHOWN = ("train_seconds", "trained_acc_drop")
+# A deletion stream's columns, where some submission has them: its cumulative cost.
+STREAM_SHOWN = ("stream_unlearn_seconds", "stream_speedup")
 # Model metrics whose gap to gold is reported and averaged into avg_gap (SalUn's Avg.
 # Gap: UA = 1 - forget_acc has the same gap as forget_acc).
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
@@ -214,6 +246,8 @@ RANK_BY = ("score_norm", "score")
 FALLBACK = "avg_gap"  # lower is better
 # Numbers a method reports itself (`task.report_metric`) are logged under this prefix.
 METHOD_PREFIX = "method."
+# A stream's per-request metrics are logged under this prefix, at step = request index.
+REQUEST_PREFIX = "request."
 
 
 def of_level(*levels: Level) -> tuple[str, ...]:
@@ -237,6 +271,8 @@ def group_of(name: str) -> str:
     base = name.removesuffix("_std")
     if base in CATALOGUE:
         return CATALOGUE[base].section
+    if base.startswith(REQUEST_PREFIX):
+        return "stream"
     return "method" if base.startswith(METHOD_PREFIX) else "headline"
 
 

@@ -118,9 +118,9 @@ class _Request:  # the requests that run a method
 
 @dataclass(frozen=True)
 class UnlearnRequest(_Request):
-    """Run `unlearn()` for one seed. Inputs: `model` (the starting weights), `forget`
-    and/or `retain` (only the sets the method declares), and for a method with a
-    training stage `trained_dir` and `index` (training-set positions of the rows)."""
+    """Run `unlearn()` for one seed. Inputs: `model` (the starting weights), `forget`,
+    `retain` and `validation` (only the sets the method declares), and for a method with
+    a training stage `trained_dir` and `index` (training-set positions of the rows)."""
 
     kind: ClassVar[str] = "unlearn"
     forget_classes: tuple[int, ...] | None = None
@@ -241,7 +241,7 @@ class MethodInfo:
     fields_text: str = "(none)"  # "lr: float = 0.1, ..." for messages and listings
     params: dict[str, Any] = field(default_factory=dict)  # validated, JSON types
     preset: str | None = None
-    reads: Literal["none", "forget", "retain", "both"] = "both"
+    reads: str = "both"  # as declared; `method.read_sets` checks it where it is used
     scope: Literal["any", "class"] = "any"
     train_fields: tuple[str, ...] | None = None
     train_version: str = "1"
@@ -326,8 +326,8 @@ class MethodInfo:
         body["candidate_problems"] = tuple(
             None if c is None else c[: cls.MAX_TEXT] for c in checked
         )
-        if body.get("reads", "both") not in ("none", "forget", "retain", "both"):
-            raise ProtocolError(f"method info: reads {body.get('reads')!r} is not valid")
+        if "reads" in body:
+            text("reads")
         if body.get("scope", "any") not in ("any", "class"):
             raise ProtocolError(f"method info: scope {body.get('scope')!r} is not valid")
         if not isinstance(body.get("has_training_stage", False), bool):

@@ -16,9 +16,10 @@ included, becomes an `error` result with its traceback; anything that kills the 
 leaves no result, which the runner reports as `crashed`. Its working directory is
 `output/`.
 
-An unlearn request builds an `UnlearnTask` (the starting model, the declared sets, and
-for a method with a training stage its state folder and the rows' training-set
-positions); a train request builds a `TrainTask` (the whole training set and an empty
+An unlearn request builds an `UnlearnTask` (the starting model, the declared sets of
+forget, retain and validation, and for a method with a training stage its state
+folder, the rows' training-set positions and an empty `output/state/` for its updated
+state); a train request builds a `TrainTask` (the whole training set and an empty
 `output/state/`); an inspect request describes the method (`MethodInfo` in
 `output/method.json`): fields, validated parameters, preset, declarations, output spec.
 """
@@ -161,7 +162,7 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         fields_text=cls.describe_fields(),
         params=params,
         preset=preset,
-        reads=cls.reads,
+        reads=str(cls.reads),
         scope=cls.scope,
         train_fields=None if names is None else tuple(str(n) for n in names),
         train_version=str(cls.train_version),
@@ -220,13 +221,17 @@ def _unlearn_task(folder: Path, request: UnlearnRequest, fields: dict[str, Any])
     extra: dict[str, Any] = {}
     if "index" in inputs:
         index = torch.load(folder / inputs["index"], weights_only=True)
+        state = folder / OUTPUT / STATE  # the state the next request of a stream gets
+        state.mkdir(exist_ok=True)
         extra = dict(
             trained_dir=folder / inputs["trained_dir"],
             forget_index=index["forget"],
             retain_index=index["retain"],
+            state_dir=state,
         )
     forget = _load_split(folder, inputs.get("forget"), augment, device)
     retain = _load_split(folder, inputs.get("retain"), augment, device)
+    validation = _load_split(folder, inputs.get("validation"), augment, device)
     return lambda budget: UnlearnTask(
         model=model,
         budget=budget,
@@ -234,6 +239,7 @@ def _unlearn_task(folder: Path, request: UnlearnRequest, fields: dict[str, Any])
         initial_seed=request.initial_seed,
         forget_set=forget,
         retain_set=retain,
+        validation_set=validation,
         **fields,
         **extra,
     )

@@ -72,11 +72,29 @@ def returned_model(outcome: Outcome, out_spec, device: str) -> torch.nn.Module:
 
 def score_seed(
     outcome: Outcome, art: Artifacts, out_spec, device: str
-) -> tuple[ModelOutputs, dict[str, float]]:
-    """One ok seed's inference pass and per-model metrics."""
+) -> tuple[ModelOutputs, dict[str, float], float]:
+    """One ok seed's inference pass and per-model metrics, and the relearning attack on
+    the same loaded model where the scenario asks (`_relearning`); the attack's seconds."""
     model = returned_model(outcome, out_spec, device)
     outputs = infer(model, art.data)
-    return outputs, model_metrics(outputs, art.data, art.split, mia_seed(art.scenario))
+    metrics = model_metrics(outputs, art.data, art.split, mia_seed(art.scenario))
+    if _relearning(art, out_spec) is not None:
+        return outputs, metrics, 0.0
+    start = time.perf_counter()
+    metrics.update(
+        relearn_metrics(
+            model.state_dict(),
+            art.spec,
+            art.retain,
+            art.forget,
+            art.scenario.train,
+            steps=art.scenario.relearn.steps,
+            slice_fraction=art.scenario.relearn.slice_fraction,
+            seed=relearn_seed(art.scenario),
+            device=device,
+        )
+    )
+    return outputs, metrics, time.perf_counter() - start
 
 
 class Scorer:
@@ -102,14 +120,14 @@ class Scorer:
         if outcome.status == "ok":
             self._futures[outcome.seed] = (outcome, self._pool.submit(self._score, outcome))
 
-    def _score(self, outcome: Outcome) -> tuple[ModelOutputs, dict[str, float]]:
+    def _score(self, outcome: Outcome) -> tuple[ModelOutputs, dict[str, float], float]:
         clock = time.perf_counter()
         try:
             return score_seed(outcome, self.art, self.out_spec, self.device)
         finally:
             self.seconds += time.perf_counter() - clock
 
-    def get(self, outcome: Outcome) -> tuple[ModelOutputs, dict[str, float]] | None:
+    def get(self, outcome: Outcome) -> tuple[ModelOutputs, dict[str, float], float] | None:
         """The seed's scores, if this outcome is the one it was handed (else None)."""
         handed = self._futures.get(outcome.seed)
         if handed is None or handed[0] is not outcome:
@@ -156,13 +174,13 @@ def _same_keys(per_seed: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: m.get(k, float("nan")) for k in names} for m in per_seed]
 
 
-def _relearning(sub: Submission, art: Artifacts, execution: Execution) -> str | None:
+def _relearning(art: Artifacts, out_spec) -> str | None:
     """Why the relearning attack is not run on this submission's models, or None."""
     if not art.scenario.relearn.steps:
         return "off"
-    if execution.out_spec != art.spec:
+    if out_spec != art.spec:
         return (
-            f"relearning: not run, the method's model ({execution.out_spec.arch}) is not the "
+            f"relearning: not run, the method's model ({out_spec.arch}) is not the "
             f"scenario's architecture ({art.spec.arch}), which the attack fine-tunes"
         )
     return None
@@ -187,7 +205,7 @@ def evaluate(
     report's own; `scorer`, the seeds it has scored ahead (it is closed here)."""
     clock = time.perf_counter()
     seeds, outputs = [], {}
-    no_relearning = _relearning(sub, art, execution)
+    no_relearning = _relearning(art, execution.out_spec)
     relearn_seconds = 0.0
     for outcome in execution.outcomes:
         metrics: dict[str, float] = {}
@@ -197,25 +215,9 @@ def evaluate(
             scored = scorer.get(outcome) if scorer is not None else None
             if scored is None:
                 scored = score_seed(outcome, art, execution.out_spec, device)
-            outputs[outcome.seed], metrics = scored
+            outputs[outcome.seed], metrics, seconds = scored
             metrics = dict(metrics)
-            if no_relearning is None:
-                start = time.perf_counter()
-                model = returned_model(outcome, execution.out_spec, device)
-                metrics.update(
-                    relearn_metrics(
-                        model.state_dict(),
-                        art.spec,
-                        art.retain,
-                        art.forget,
-                        art.scenario.train,
-                        steps=art.scenario.relearn.steps,
-                        slice_fraction=art.scenario.relearn.slice_fraction,
-                        seed=relearn_seed(art.scenario),
-                        device=device,
-                    )
-                )
-                relearn_seconds += time.perf_counter() - start
+            relearn_seconds += seconds
             metrics.update(execution.stage_metrics.get(outcome.seed, {}))
             metrics.update({f"method.{k}": v for k, v in outcome.reported.items()})
         seeds.append(

@@ -4,14 +4,15 @@ returned weights validated: the seeds' outcomes.
 Each seed's job carries an `UnlearnRequest` and the only files its worker gets: the
 starting weights (the original model, or the seed's trained model for a method with a
 training stage, with a private copy of its state folder and the rows' training-set
-positions) and the sets the method declares it reads. Jobs go to the executor together
-(`start` builds them, `Pending.accept` takes each outcome: a grid sends many
-submissions' jobs to one executor at once) and their outcomes come back in any order; a
-seed whose training stage failed keeps that failure as its outcome and runs no job.
-Every `ok` outcome's weights are read as untrusted input (a regular file under a size
-cap, `returned_weights`), rebuilt into the method's declared architecture
-(`Method.output_spec`, resolved at plan time) and checked (shapes, finite values);
-anything else becomes `invalid` with the reason. A failed seed never stops the others.
+positions) and the sets the method declares it reads (forget, retain, the scenario's
+validation set). Jobs go to the executor together (`start` builds them, `Pending.accept`
+takes each outcome: a grid sends many submissions' jobs to one executor at once) and
+their outcomes come back in any order; a seed whose training stage failed keeps that
+failure as its outcome and runs no job. Every `ok` outcome's weights are read as
+untrusted input (a regular file under a size cap, `returned_weights`), rebuilt into the
+method's declared architecture (`Method.output_spec`, resolved at plan time) and checked
+(shapes, finite values); anything else becomes `invalid` with the reason. A failed seed
+never stops the others.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ..evaluation.inference import returned_weights, weights_cap
 from ..isolation.executor import Executor, SerialExecutor
 from ..isolation.launch import prestart
 from ..isolation.protocol import INPUTS, Job, Limits, Outcome, UnlearnRequest
+from ..method import read_sets
 from ..seeding import derive_seed
 from .plan import budget_seconds, method_ref
 from .prepare import init_seed
@@ -62,9 +64,12 @@ def write_inputs(sub: Submission, art: Artifacts, folder: Path) -> dict[str, Pat
     (written once per submission; jobs link them). Returns {input role: path}."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {"model": art.original.weights}
-    reads = sub.method.reads
-    for which, split in (("forget", art.forget), ("retain", art.retain)):
-        if reads in (which, "both"):
+    reads = read_sets(sub.method.reads)
+    for which in ("forget", "retain", "validation"):
+        if which in reads:
+            split = getattr(art, which)
+            if split is None:  # plan checks this first; never hand over something else
+                raise RuntimeError(f"scenario {sub.scenario.name} has no {which} set")
             path = folder / f"{which}.pt"
             if not path.exists():  # another submission to the scenario wrote it
                 torch.save({"x": split.x, "y": split.y}, path)
@@ -79,6 +84,16 @@ def _index_file(art: Artifacts, folder: Path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class StartFrom:
+    """A seed's own starting point instead of the original model: a deletion stream's
+    previous request's returned weights (in the method's `output_spec` architecture)
+    and, for a method with a training stage, the state folder it left."""
+
+    weights: Path
+    state: Path | None = None
+
+
 def seed_job(
     sub: Submission,
     art: Artifacts,
@@ -88,18 +103,29 @@ def seed_job(
     files: dict[str, Path],
     stage: TrainedMethod | None = None,
     out_spec: ModelSpec | None = None,
+    *,
+    start: StartFrom | None = None,
+    rng_seed: int | None = None,
 ) -> Job:
-    """The job for one seed: its request and the files it reads."""
+    """The job for one seed: its request and the files it reads (`rng_seed`: default the
+    submission stream's seed for `seed`)."""
     forget = sub.scenario.forget
     roles = dict(files)
     if stage is not None:  # start from this seed's trained model
         roles.update(model=stage.weights, trained_dir=stage.state)
+    if start is not None:
+        roles["model"] = start.weights
+        if start.state is not None:
+            roles["trained_dir"] = start.state
     names = {r: f"{INPUTS}/{'state' if r == 'trained_dir' else r + '.pt'}" for r in roles}
+    other_start = stage is not None or start is not None
+    if rng_seed is None:
+        rng_seed = derive_seed(sub.scenario.seed, "submission", seed)
     request = UnlearnRequest(
         method=method_ref(sub.entry),
         params=sub.params,
         seed=seed,
-        rng_seed=derive_seed(sub.scenario.seed, "submission", seed),
+        rng_seed=rng_seed,
         budget_seconds=limits.budget,
         device=device,
         num_classes=art.data.num_classes,
@@ -108,7 +134,7 @@ def seed_job(
         inputs=names,
         forget_classes=tuple(forget.classes) if forget.rule == "class" else None,
         initial_seed=init_seed(sub.scenario, "original", 0),  # for task.initial_model()
-        start_spec=out_spec.to_dict() if stage is not None and out_spec is not None else None,
+        start_spec=out_spec.to_dict() if other_start and out_spec is not None else None,
     )
     return Job(f"seed-{seed}", request, {names[r]: p for r, p in roles.items()}, limits)
 

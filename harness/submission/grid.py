@@ -14,7 +14,9 @@ started again runs only what is missing. Each scenario is prepared once (its mod
 through the executor). Then every cell's seed jobs go to the executor in one batch, so
 a pool or a cluster stays busy across cells; as the last seed of a cell comes back, this
 process evaluates it, draws its figures and records it (it is the only writer to the
-store) while the executor carries on with the rest.
+store) while the executor carries on with the rest. A cell on a scenario with a
+`[stream]` runs after the batch (`stream.run_stream`: its requests one after another,
+each request's seeds through the same executor).
 
 Concurrent grids: two grids started at once on the same cells may both run a cell; the
 grid checks the board again just before recording and does not record a cell that
@@ -54,6 +56,7 @@ from ..errors import UsageError
 if TYPE_CHECKING:
     from ..isolation.executor import Executor
     from ..isolation.protocol import Outcome
+    from .evaluate import Evaluation
     from .execute import Pending
     from .plan import Submission
     from .prepare import Artifacts
@@ -203,6 +206,11 @@ def plan_grid(spec: GridSpec, device: str, *, require_sandbox: bool = False) -> 
     from .plan import plan
 
     scenarios = {name: load(name) for name in dict.fromkeys(spec.scenarios)}
+    for scenario in scenarios.values():
+        if scenario.stream is not None:  # its requests fit its forget set
+            from .stream import check_requests
+
+            check_requests(scenario)
     cells: list[Cell] = []
     seen: set[str] = set()
     for scenario in scenarios.values():
@@ -248,6 +256,7 @@ def run_grid(
     from ..paths import work_root
     from .execute import start
     from .prepare import prepare
+    from .stream import StreamArtifacts, prepare_stream, run_stream
 
     watch = observer or GridObserver()
     watch.phase("checking the board")
@@ -260,25 +269,34 @@ def run_grid(
         gone = store.discard_incomplete(uri, cell.scenario, cell.key)
         if gone:
             log.info("%s on %s: discarded a record cut short (%s)", cell.label, cell.scenario, gone)
-    watch.started(cells, sum(c.sub.seeds for c in todo))
+    watch.started(cells, sum(c.sub.seeds * _requests(c.sub) for c in todo))
     if not todo:
         return cells
     store.open_in_background(uri)
     root = work_root() / f"grid-{uuid.uuid4().hex[:8]}"
     try:
         arts: dict[str, Artifacts] = {}
+        streams: dict[str, StreamArtifacts] = {}
         prepared: dict[str, float] = {}
         for cell in todo:
             if cell.scenario not in arts:
                 watch.phase(f"preparing {cell.scenario}")
                 clock = time.perf_counter()
-                arts[cell.scenario] = prepare(
-                    cell.sub.scenario, device, executor=for_prepare(executor)
-                )
+                if cell.sub.scenario.stream is not None:
+                    streams[cell.scenario] = prepare_stream(
+                        cell.sub.scenario, device, executor=for_prepare(executor)
+                    )
+                    arts[cell.scenario] = streams[cell.scenario].base
+                else:
+                    arts[cell.scenario] = prepare(
+                        cell.sub.scenario, device, executor=for_prepare(executor)
+                    )
                 prepared[cell.scenario] = time.perf_counter() - clock
         pending: dict[str, Pending] = {}
         jobs = []
         for cell in todo:
+            if cell.scenario in streams:
+                continue
             watch.phase(f"{cell.scenario}: {cell.label}: inputs and training stage")
             p = start(
                 cell.sub,
@@ -302,7 +320,7 @@ def run_grid(
             watch.cell_done(cell)
 
         for cell in todo:  # every seed's training stage failed: nothing to run
-            if pending[cell.name].done:
+            if cell.name in pending and pending[cell.name].done:
                 finish(cell)
         watch.phase("running")
         for outcome in executor.run(jobs, root):
@@ -312,6 +330,21 @@ def run_grid(
             watch.seed_done(cell, outcome)
             if pending[name].done:
                 finish(cell)
+        for cell in todo:
+            if cell.scenario in streams:
+                watch.phase(f"{cell.scenario}: {cell.label}: a stream of requests")
+                result = run_stream(
+                    cell.sub,
+                    device,
+                    stream=streams[cell.scenario],
+                    executor=executor,
+                    keep_work=keep_work,
+                    work=root / cell.name,
+                    timings={"prepare_seconds": prepared[cell.scenario]},
+                    on_outcome=lambda o, cell=cell: watch.seed_done(cell, o),
+                )
+                _record(cell, result.evaluation, result.art, uri, figures)
+                watch.cell_done(cell)
     finally:
         if not keep_work:
             shutil.rmtree(root, ignore_errors=True)
@@ -329,11 +362,22 @@ def _finish(
 ) -> None:
     """Evaluate a cell whose seeds are all back, draw its figures and record it, unless
     it landed on the board meanwhile (another grid)."""
-    from mu_bench.leaderboard import store
-
     from .evaluate import evaluate
 
     evaluation = evaluate(cell.sub, art, pending.finish(), device, timings)
+    _record(cell, evaluation, art, uri, figures)
+
+
+def _requests(sub: Submission) -> int:
+    """Jobs per seed: a stream's requests, else one."""
+    stream = sub.scenario.stream
+    return 1 if stream is None else stream.requests
+
+
+def _record(cell: Cell, evaluation: Evaluation, art: Artifacts, uri: str, figures: bool) -> None:
+    """Draw a cell's figures and record it, unless it landed on the board meanwhile."""
+    from mu_bench.leaderboard import store
+
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         drawn = {}
         if figures:

@@ -1,6 +1,7 @@
-"""A submission's stages composed, without figures or the store: plan's result ->
-prepare -> execute -> evaluate. For the reference leaderboard, tests and benchmarks; the
-CLI composes the same stages itself, then draws the figures and records the report."""
+"""A submission's stages composed, without figures or the store: plan's result -> prepare
+-> execute -> evaluate (a deletion stream: `stream.run_stream`). For the reference
+leaderboard, tests and benchmarks; the CLI composes the same stages itself, then draws
+the figures and records the report."""
 
 from __future__ import annotations
 
@@ -35,8 +36,14 @@ def run(
     grace: float = 2.0,
 ) -> Evaluation:
     """Prepare, execute and evaluate a planned submission (`grace`: seconds past the
-    budget before a seed is killed)."""
+    budget before a seed is killed); on a scenario with a `[stream]`, its stream of
+    deletion requests (`stream.run_stream`: the last request's evaluation)."""
     device = resolve_device(device)
+    if sub.scenario.stream is not None:
+        from .stream import run_stream
+
+        result = run_stream(sub, device, executor=executor, keep_work=keep_work, grace=grace)
+        return result.evaluation
     clock = time.perf_counter()
     art = prepare(sub.scenario, device)
     prepared = time.perf_counter() - clock

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
+from ..data.registry import has_validation
 from ..errors import UsageError
 from ..isolation.protocol import Limits, MethodInfo, MethodRef
+from ..method import read_sets
 from ..scenario import LimitsConfig, Scenario, load
 from . import presets
 
@@ -161,6 +163,21 @@ def describe_method(
         ) from None
 
 
+def _check_reads(name: str, reads: str, scenario: Scenario) -> None:
+    """A valid `reads`, and a validation set in the scenario when the method reads one."""
+    try:
+        sets = read_sets(reads)
+    except UsageError as exc:
+        raise UsageError(f"method '{name}' declares {exc}") from None
+    if "validation" in sets and not has_validation(scenario.data):
+        raise UsageError(
+            f"method '{name}' reads a validation set (reads = {reads!r}) and scenario "
+            f"'{scenario.name}' has none: choose a scenario with one (the built-in digits, "
+            "MNIST-1D and CIFAR scenarios), or set `validation_fraction` under "
+            "[data.options] in the scenario file"
+        )
+
+
 def precheck(
     method_name: str,
     scenario_ref: str | Scenario,
@@ -218,6 +235,7 @@ def plan(
     )
     if info.problem:
         raise UsageError(info.problem)
+    _check_reads(method_name, info.reads, scenario)
     if from_file is None and info.preset is not None:
         source = "preset"
         if info.preset_source is not None:

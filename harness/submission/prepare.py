@@ -41,7 +41,7 @@ import shutil
 import statistics
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,13 @@ class Artifacts:
     @cached_property
     def retain(self) -> Split:
         return self.train_set.subset(self.split.retain_idx)
+
+    @cached_property
+    def validation(self) -> Split | None:
+        """The scenario's validation set (held out of the training data), if it has one."""
+        if self.data.x_val is None or self.data.y_val is None:
+            return None
+        return Split(self.data.x_val, self.data.y_val, self.scenario.train.augment)
 
     @cached_property
     def train_set(self) -> Split:
@@ -254,11 +261,14 @@ def _dataset(scenario: Scenario, cache: Cache) -> Dataset:
     def build(tmp: Path) -> dict:
         data = build_dataset(scenario.data, scenario.seed)
         assert not data.fingerprint and data.draw_forget is None  # all there is to keep
-        tensors = {k: getattr(data, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+        names = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")  # val: may be None
+        tensors = {k: getattr(data, k) for k in names if getattr(data, k) is not None}
         torch.save(tensors, tmp / "dataset.pt")
         return {"num_classes": data.num_classes}
 
-    key = key_of({"s": scenario.section_hash("data"), "role": "dataset", "v": CACHE_VERSION})
+    # "val": entries from before the validation split was kept are not reused.
+    payload = {"s": scenario.section_hash("data"), "role": "dataset", "v": CACHE_VERSION}
+    key = key_of({**payload, "val": 1})
     entry = cache.get_or_build("datasets", key, build)
     tensors = torch.load(entry.file("dataset.pt"), weights_only=True)
     return Dataset(**tensors, num_classes=int(entry.meta["num_classes"]))
@@ -406,7 +416,8 @@ def _train_through(
 ) -> set[str]:
     """Train the `wanted` models (role, index, training set's name in `sets`, cache key)
     as jobs through `executor` and cache them; the keys trained. A model whose job
-    failed is left out (prepare then trains it in process)."""
+    failed is left out (prepare then trains it in process). A set other than `full` and
+    `retain` (a deletion stream's prefix) names its jobs too, so that keys stay unique."""
     work = work_root() / f"prepare-{scenario.name}-{uuid.uuid4().hex[:8]}"
     (work / INPUTS).mkdir(parents=True)
     try:
@@ -419,6 +430,8 @@ def _train_through(
         keys, jobs = {}, []
         for role, index, name, key in wanted:
             job = _model_job(scenario, spec, role, index, device, files[name], infer_file)
+            if name not in ("full", "retain"):
+                job = replace(job, key=f"{name}-{job.key}")
             keys[job.key] = key
             jobs.append(job)
         trained = set()
@@ -451,8 +464,11 @@ def _reference(
     ins: tuple[TrainedModel, ...],
     spec: ModelSpec,
     device: str,
+    split_key: str | None = None,
 ) -> Reference:
-    split_hash = scenario.section_hash("data", "forget")
+    # What keys the models' cached metrics besides the model: the forget split (a
+    # deletion stream's prefix gives its own `split_key`).
+    split_hash = split_key or scenario.section_hash("data", "forget")
     seed = mia_seed(scenario)
 
     def metrics(m: TrainedModel) -> dict[str, float]:

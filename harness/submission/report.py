@@ -57,6 +57,10 @@ class Report:
     overrides: dict[str, Any] = field(default_factory=dict)
     # The scenario file's text, logged beside the submission.
     scenario_toml: str = ""
+    # A deletion stream (a scenario's `[stream]`): one entry per request, in order, with
+    # its size, the rows deleted so far, its status and its metrics after the request
+    # (`submission.stream`); empty for a one-shot submission.
+    requests: tuple[dict[str, Any], ...] = ()
     # Where `params` came from (`submission.presets`) and the preset's provenance.
     params_source: str = "defaults"
     params_provenance: dict[str, Any] | None = None

@@ -1,8 +1,11 @@
 """Test plugins that look, from inside their worker, at what the harness handed them.
 
 `probe-forget-only` and `probe-retain-only` read their declared set, then check that the
-other set exists nowhere they can reach: not in their request.json, not as a file beside
-their inputs, not through the task (which must raise DataAccessError). Any finding is
+other set and the validation set exist nowhere they can reach: not in their
+request.json, not as a file beside their inputs, not through the task (which must
+raise DataAccessError). `probe-validation` reads the validation set alone, checks the
+same of the forget and retain sets, and reports the validation set's size and sums
+(`task.report_metric`) so that a test can tell which rows it got. Any finding is
 raised, so the seed ends `error` with the finding as its message.
 `probe-initial-model` returns `task.initial_model()` as its result."""
 
@@ -15,15 +18,13 @@ from torch import nn
 from mu_bench.api import DataAccessError, Method, Reads, UnlearnTask
 
 
-class _OneSet(Method):
-    reads: ClassVar[Reads] = "both"
-
-    def unlearn(self, task: UnlearnTask) -> nn.Module:
-        other = {"forget": "retain", "retain": "forget"}[self.reads]
-        assert len(getattr(task, self.reads)) > 0
-        job = Path("..")  # the worker runs in its job folder's `output/`
-        spec = json.loads((job / "request.json").read_text())
-        found = []
+def _out_of_reach(task: UnlearnTask, *sets: str) -> None:
+    """Raise if any of `sets` can be reached: named in request.json, a file beside the
+    inputs, or handed over through the task."""
+    job = Path("..")  # the worker runs in its job folder's `output/`
+    spec = json.loads((job / "request.json").read_text())
+    found = []
+    for other in sets:
         if other in spec["inputs"]:
             found.append(f"request.json names a {other} file")
         if (job / spec["inputs"]["model"]).parent.joinpath(f"{other}.pt").exists():
@@ -33,8 +34,17 @@ class _OneSet(Method):
             found.append(f"task.{other} was handed over")
         except DataAccessError:
             pass
-        if found:
-            raise AssertionError("; ".join(found))
+    if found:
+        raise AssertionError("; ".join(found))
+
+
+class _OneSet(Method):
+    reads: ClassVar[Reads] = "both"
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module:
+        other = {"forget": "retain", "retain": "forget"}[self.reads]
+        assert len(getattr(task, self.reads)) > 0
+        _out_of_reach(task, other, "validation")
         return task.model
 
 
@@ -57,3 +67,17 @@ class InitialModel(Method):
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         return task.initial_model()
+
+
+class ValidationOnly(Method):
+    """Reads the validation set only; reports its size and sums (test plugin)."""
+
+    reads: ClassVar[Reads] = "validation"
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module:
+        _out_of_reach(task, "forget", "retain")
+        val = task.validation
+        task.report_metric("validation_rows", len(val))
+        task.report_metric("validation_x_sum", float(val.x.double().sum()))
+        task.report_metric("validation_y_sum", float(val.y.double().sum()))
+        return task.model
