@@ -241,7 +241,7 @@ class MethodInfo:
     fields_text: str = "(none)"  # "lr: float = 0.1, ..." for messages and listings
     params: dict[str, Any] = field(default_factory=dict)  # validated, JSON types
     preset: str | None = None
-    reads: str = "both"  # as declared; `method.read_sets` checks it where it is used
+    reads: str = "both"  # one of `method.READ_SETS` ("retain", "both+validation", ...)
     scope: Literal["any", "class"] = "any"
     train_fields: tuple[str, ...] | None = None
     train_version: str = "1"
@@ -326,8 +326,10 @@ class MethodInfo:
         body["candidate_problems"] = tuple(
             None if c is None else c[: cls.MAX_TEXT] for c in checked
         )
-        if "reads" in body:
-            text("reads")
+        from ..method import READ_SETS
+
+        if body.get("reads", "both") not in READ_SETS:
+            raise ProtocolError(f"method info: reads {body.get('reads')!r} is not valid")
         if body.get("scope", "any") not in ("any", "class"):
             raise ProtocolError(f"method info: scope {body.get('scope')!r} is not valid")
         if not isinstance(body.get("has_training_stage", False), bool):

@@ -100,7 +100,7 @@ def _load_method(request: UnlearnRequest | TrainRequest):
 def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
     """Describe the method (see `MethodInfo`); a failed import raises (an `error` result)."""
     from ..errors import UsageError
-    from ..method import Method, has_training_stage, instantiate, method_detail
+    from ..method import Method, has_training_stage, instantiate, method_detail, read_sets
     from ..models.spec import ModelSpec
 
     start = time.perf_counter()
@@ -146,6 +146,11 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
                 break
     except UsageError as exc:
         problem = str(exc)
+    reads = cls.reads
+    try:
+        read_sets(reads)
+    except UsageError as exc:  # plan names it; the description stays well-formed
+        problem, reads = problem or f"method '{name}' declares {exc}", "none"
     budget = getattr(cls, "default_budget", None)
     names = getattr(cls, "train_fields", None)
     info = MethodInfo(
@@ -162,7 +167,7 @@ def _inspect(folder: Path, request: InspectRequest) -> WorkerResult:
         fields_text=cls.describe_fields(),
         params=params,
         preset=preset,
-        reads=str(cls.reads),
+        reads=reads,
         scope=cls.scope,
         train_fields=None if names is None else tuple(str(n) for n in names),
         train_version=str(cls.train_version),
