@@ -92,6 +92,7 @@ def make(
         notes=notes,
         overrides=overrides or {},
         scenario_toml=s.source_text,
+        sandbox="landlock+bwrap",  # confined runs; unverified ones: test_untrusted
     )
 
 
