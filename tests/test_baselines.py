@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mu_bench import registry
 from mu_bench.api import ModelSpec, Split, WeightMask, build_model, flat_grad, per_sample_grads
 from mu_bench.errors import UsageError
+from mu_bench.isolation.pool import threads_per_job
 from mu_bench.leaderboard import reference
 from mu_bench.method import read_sets
 from mu_bench.methods.boundary_shrink import fgsm
@@ -96,9 +97,15 @@ def test_initial_model_is_the_init_the_original_was_trained_from(monkeypatch):
     torch.manual_seed(seed)
     init = build_model(art.spec)
     torch.testing.assert_close(outputs[0].test, predict_logits(init, art.data.x_test))
-    # Training that init with the scenario's recipe reproduces the original model.
+    # Training that init with the scenario's recipe reproduces the original model, on
+    # as many torch threads as prepare's worker had (the reduction order depends on it).
     full = Split(art.data.x_train, art.data.y_train, sub.scenario.train.augment)
-    fit(init, full, sub.scenario.train, generator=torch.Generator().manual_seed(seed))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_job("cpu"))
+    try:
+        fit(init, full, sub.scenario.train, generator=torch.Generator().manual_seed(seed))
+    finally:
+        torch.set_num_threads(threads)
     torch.testing.assert_close(predict_logits(init, art.data.x_test), art.original.outputs.test)
 
 

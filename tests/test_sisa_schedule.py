@@ -124,7 +124,11 @@ def test_each_epoch_runs_at_the_rate_of_one_schedule_over_the_cumulative_epochs(
         **common,
     )
     method.unlearn(task)
-    assert task.reported == {"shards_retrained": 1.0, "shards_dropped": 0.0}
+    assert task.reported == {
+        "shards_retrained": 1.0,
+        "shards_dropped": 0.0,
+        "shards_active": float(SHARDS),
+    }
     done = sum(per_slice[:start])
     assert len(rates) == total - done
     assert rates == pytest.approx(want[done:], rel=1e-9)

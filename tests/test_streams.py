@@ -313,7 +313,10 @@ def test_submit_on_a_stream_reports_and_stores_every_request(tmp_path):
     assert doc["metrics"]["stream_requests"] == 3
     assert doc["metrics"]["forget_acc"] == per_request[-1]["forget_acc"]
     c = store.client(store.resolve_uri(None))
-    history = c.get_metric_history(doc["run_id"], "request.forget_acc")
+    from mu_bench.evaluation.catalogue import stored
+
+    history = c.get_metric_history(doc["run_id"], stored("request.forget_acc"))
+    assert stored("request.forget_acc") == "8_stream/request.forget_acc"
     assert [(h.step, h.value) for h in history] == [
         (i, m["forget_acc"]) for i, m in enumerate(per_request)
     ]

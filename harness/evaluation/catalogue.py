@@ -11,8 +11,9 @@ tables label them from here; nothing else lists metric names. Levels:
 - `stage`: a method's training stage (SISA): its cost and what it loses;
 - `stream`: a scenario's stream of deletion requests: the cumulative cost over all its
   requests. Every other metric of a stream's request r is also logged per request, as
-  `request.<name>` at MLflow step r (`REQUEST_PREFIX`), and is in the report's
-  `requests`; the submission's own values are those after the last request.
+  `request.<name>` at MLflow step r (`REQUEST_PREFIX`, in the `8_stream` section), and
+  is in the report's `requests`; the submission's own values are those after the last
+  request.
 
 `direction` says which way is better: `higher`, `lower`, or `gold` (closest to the gold
 models' value is best; the gap metrics measure that distance).
