@@ -37,8 +37,8 @@ class FineTune(Method):
     # of another draw: class 4, or another 10%), the studies in mu_bench/presets/.
     presets: ClassVar[dict] = {
         "cifar10-random": {"lr": 0.1, "epochs": 5},  # unlearning-CIFAR10.ipynb cell 11
-        "digits-class": {"lr": 0.21053547315916876, "epochs": 10},
-        "digits-random": {"lr": 0.22123210464842, "epochs": 9},
+        "digits-class": {"lr": 0.26822770726210293, "epochs": 8},
+        "digits-random": {"lr": 0.2566062963505399, "epochs": 10},
         "mnist1d": {"lr": 0.05},
     }
     preset_sources: ClassVar[dict[str, str]] = {

@@ -36,9 +36,15 @@ def test_dataset_is_the_mnist1d_package_output_and_leaves_global_rngs_alone():
     assert np.array_equal(np.random.get_state()[1], before[0]) and random.getstate() == before[1]
 
     expected = make_dataset(get_dataset_args())  # the package defaults: seed 42, 4,000 + 1,000
-    assert data.x_train.shape == (4000, 1, 40) and data.x_test.shape == (1000, 1, 40)
+    # The scenario holds 10% of each class of the 4,000 out as a validation set: training
+    # and validation rows together are the package's training set, in its order.
+    assert data.x_val is not None and len(data.x_train) + len(data.x_val) == 4000
+    assert data.x_train.shape[1:] == (1, 40) and data.x_test.shape == (1000, 1, 40)
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
-    assert np.allclose(data.x_train[:, 0].numpy(), expected["x"], atol=1e-6)
+    rows = np.concatenate([data.x_train[:, 0].numpy(), data.x_val[:, 0].numpy()])
+    order = np.lexsort(rows.T[::-1])
+    want = np.asarray(expected["x"], dtype=np.float32)
+    assert np.allclose(rows[order], want[np.lexsort(want.T[::-1])], atol=1e-6)
     assert np.array_equal(data.y_test.numpy(), expected["y_test"])
     assert data.num_classes == 10 and set(data.y_train.tolist()) == set(range(10))
 

@@ -27,11 +27,11 @@ provenance (study, sampler, trials, objective and best value, the tuning set wit
 of its indices and its gold models' cache keys, the evaluation set named as not read)
 and every trial; `submit --preset FILE|NAME` uses it and the board says "tuned".
 
-Cost: the tuning set's gold models once (8 on digits, 8 more for the ceiling with
-`score_norm`), then one 3-seed submission per trial. Measured: `mu-bench tune finetune
---trials 20 --scenario digits-class3` took 303 s wall from an empty cache (103 s of it
-preparing the original and the 8 tuning gold models; later studies reuse them), about 9 s a trial,
-on 2 cores shared with other jobs (load average 12): one run, not a median.
+Cost: the tuning set's models once (on digits 32 gold, 32 holdout and 32 LiRA IN models,
+batched), then one 3-seed submission per trial. Measured: `mu-bench tune finetune
+--trials 20 --scenario digits-class3` took 106 s wall from an empty cache (52 s of it
+preparing the original and the tuning set's models; later studies reuse them), about
+2.7 s a trial, on 2 cores shared with a test run: one run, not a median.
 """
 
 from __future__ import annotations
