@@ -42,23 +42,22 @@ def test_each_unlearned_model_gets_exactly_one_forward_pass(monkeypatch, art):
     rows: Counter = Counter()
     examples: Counter = Counter()
     loaded = itertools.count()
-    real_infer, real_load = evaluate_stage.infer, evaluate_stage.load_weights
+    real_infer, real_load = evaluate_stage.infer, evaluate_stage.returned_model
 
     def counting_infer(model, data):
         rows[model.mu_bench_test_id] += len(data.x_train) + len(data.x_test)
         return real_infer(model, data)
 
     def hooked_load(*args, **kwargs):
-        model, problem = real_load(*args, **kwargs)
-        if model is not None:
-            model.mu_bench_test_id = next(loaded)
-            model.register_forward_hook(
-                lambda m, inputs, _: examples.update({m.mu_bench_test_id: len(inputs[0])})
-            )
-        return model, problem
+        model = real_load(*args, **kwargs)
+        model.mu_bench_test_id = next(loaded)
+        model.register_forward_hook(
+            lambda m, inputs, _: examples.update({m.mu_bench_test_id: len(inputs[0])})
+        )
+        return model
 
     monkeypatch.setattr(evaluate_stage, "infer", counting_infer)
-    monkeypatch.setattr(evaluate_stage, "load_weights", hooked_load)
+    monkeypatch.setattr(evaluate_stage, "returned_model", hooked_load)
     report = run(plan("finetune", SCENARIO, seeds=3), "cpu").report
     assert report.status == "ok" and "forget_quality" in report.metrics
     assert "lira_auc" in report.metrics and "forget_quality_ceiling" in report.metrics
