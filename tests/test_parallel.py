@@ -163,6 +163,7 @@ def _in_process_cluster():
 
 
 @pytest.mark.xfail(
+    strict=True,  # fails the suite once the Dask path works again: then remove the mark
     reason="regression from merging the sandbox (issue 11): the in-process cluster's "
     "workers exit 70 without a result; open, see the closing note of stop 17",
 )

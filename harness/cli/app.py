@@ -59,6 +59,10 @@ ParamOpt = Annotated[
     Optional[list[str]],  # noqa: UP045
     typer.Option("--param", "-p", help="Hyperparameter name=value (repeatable)."),
 ]
+BudgetOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--budget", "-b", help="Seconds per unlearn() call, or N% of retrain time."),
+]
 NoPresetOpt = Annotated[
     bool, typer.Option("--no-preset", help="Use the paper defaults, not the dataset preset.")
 ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from .app import (
+    BudgetOpt,
     DataRootOpt,
     DeviceOpt,
     ExecutorOpt,
@@ -48,10 +49,7 @@ def grid(
         typer.Option("--scenarios", "-s", help="Comma-separated scenario names or .toml paths."),
     ] = None,
     seeds: SeedsOpt = None,
-    budget: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--budget", "-b", help="Seconds per unlearn() call, or N% of retrain time."),
-    ] = None,
+    budget: BudgetOpt = None,
     no_preset: NoPresetOpt = False,
     jobs: JobsOpt = None,
     executor: ExecutorOpt = None,

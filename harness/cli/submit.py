@@ -26,6 +26,7 @@ import typer
 
 from ..scenario import DEFAULT_SCENARIO
 from .app import (
+    BudgetOpt,
     DataRootOpt,
     DeviceOpt,
     ExecutorOpt,
@@ -62,10 +63,7 @@ def submit(
     method: Annotated[str, typer.Argument(help="Method name (see `mu-bench methods`).")],
     scenario: ScenarioOpt = DEFAULT_SCENARIO,
     seeds: SeedsOpt = None,
-    budget: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--budget", "-b", help="Seconds per unlearn() call, or N% of retrain time."),
-    ] = None,
+    budget: BudgetOpt = None,
     param: ParamOpt = None,
     no_preset: NoPresetOpt = False,
     preset: Annotated[

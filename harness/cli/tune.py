@@ -9,6 +9,7 @@ import typer
 
 from ..scenario import DEFAULT_SCENARIO
 from .app import (
+    BudgetOpt,
     DataRootOpt,
     DeviceOpt,
     ExecutorOpt,
@@ -42,10 +43,7 @@ def tune(
         Optional[int],  # noqa: UP045
         typer.Option("--seeds", "-n", help="Seeds per trial (default 3)."),
     ] = None,
-    budget: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--budget", "-b", help="Seconds per unlearn() call, or N% of retrain time."),
-    ] = None,
+    budget: BudgetOpt = None,
     objective: Annotated[
         str, typer.Option(help="avg_gap (minimised) or score_norm (maximised).")
     ] = "avg_gap",
