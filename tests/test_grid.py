@@ -147,6 +147,7 @@ def test_grid_of_2_methods_2_scenarios_2_seeds_lands_4_submissions(tmp_path):
     assert len(_board(db)) == 4
 
 
+@pytest.mark.timeout(900)
 def test_a_killed_grid_resumes_without_duplicates(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text(GRID)
@@ -166,13 +167,27 @@ def test_a_killed_grid_resumes_without_duplicates(tmp_path):
     before = _board(db)
     done_before = {r[0] for r in before if r[1] == "FINISHED"}
     assert 1 <= len(done_before) < 4, before
-    second = _grid(path, uri)
-    out, err = second.communicate(timeout=900)
+    # A hang shows where it is: faulthandler prints every thread's stack on SIGABRT.
+    second = _grid(path, uri, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
+    try:
+        out, err = second.communicate(timeout=480)
+    except subprocess.TimeoutExpired:
+        second.send_signal(signal.SIGABRT)
+        out, err = second.communicate()
+        pytest.fail(f"the resumed grid hung:\n{err[-12000:]}")
     assert second.returncode == 0, err[-3000:]
     cells = json.loads(out)["cells"]
     board = _board(db)
-    assert len(board) == 4, board  # records cut short were discarded
-    assert {r[1] for r in board} == {"FINISHED"}
+    shown = (
+        board,
+        [
+            {k: c.get(k) for k in ("method", "scenario", "state", "status", "seeds", "error")}
+            for c in cells
+        ],
+        err[-3000:],
+    )
+    assert len(board) == 4, shown  # records cut short were discarded
+    assert {r[1] for r in board} == {"FINISHED"}, shown
     assert Counter(r[2] for r in board).most_common(1)[0][1] == 1  # each key once
     assert {r[0] for r in board} >= done_before  # nothing that landed was run again
     states = Counter(c["state"] for c in cells)

@@ -162,11 +162,6 @@ def _in_process_cluster():
             executor.close()
 
 
-@pytest.mark.xfail(
-    strict=True,  # fails the suite once the Dask path works again: then remove the mark
-    reason="regression from merging the sandbox (issue 11): the in-process cluster's "
-    "workers exit 70 without a result; open, see the closing note of stop 17",
-)
 def test_dask_executor_gives_the_same_results_as_the_local_pool(
     by_jobs, models_here, tmp_path, monkeypatch
 ):
@@ -184,3 +179,36 @@ def test_dask_executor_gives_the_same_results_as_the_local_pool(
         carried = _submit(sub, dask, tmp_path, "carried")
         assert _results(carried) == _results(by_jobs[1])
         _same_models(_small_prepare(dask, tmp_path / "dask-cache"), models_here)
+
+
+def test_a_fork_servers_messages_sent_together_are_all_seen_at_once():
+    """A fast worker's "started" and exit code can reach the harness in one read: the
+    second must be seen without waiting for more output (a file object's read-ahead
+    hid it from `select`, and a grid waited on a worker that had already ended)."""
+    import subprocess
+    import sys
+    import time
+
+    from mu_bench.isolation.launch import ForkServer
+
+    talk = (
+        'import sys, time; sys.stdout.write(\'{"ready": 1}\\n{"pid": 7}\\n'
+        '{"pid": 7, "started": true}\\n{"pid": 7, "code": 0}\\n\'); '
+        "sys.stdout.flush(); time.sleep(30)"
+    )
+    server = object.__new__(ForkServer)
+    server.proc = subprocess.Popen(
+        [sys.executable, "-c", talk], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    server._buffer = b""
+    try:
+        assert server._line() == {"ready": 1}
+        assert server._line() == {"pid": 7}
+        clock = time.monotonic()
+        assert server.event(5) == {"pid": 7, "started": True}
+        assert server.event(5) == {"pid": 7, "code": 0}
+        assert time.monotonic() - clock < 2  # seen at once, not after the 5 s timeouts
+        assert server.event(0.2) is None  # and nothing more
+    finally:
+        server.proc.kill()
+        server.proc.wait()

@@ -537,3 +537,40 @@ def test_process_cap_above_one_for_an_unprivileged_user(confined):
     rec = confined.records["fork-nproc"]
     assert rec["code"] != 0 and rec["reason"] == "process limit 8", rec
     assert 0 < rec["attack"]["started"] <= 8
+
+
+@needs_bwrap
+def test_a_writable_folder_under_a_readable_one_stays_writable(tmp_path):
+    """A job root inside an import root (Dask puts its worker's folder on `sys.path`):
+    bubblewrap mounts parents first, so the read-only parent does not hide the
+    read-write child, and the child is writable inside the sandbox."""
+    readable = tmp_path / "on-sys-path"
+    writable = readable / "jobs"
+    writable.mkdir(parents=True)
+    policy = sandbox.Policy(read=(str(readable), *_python_reads()))
+    argv = sandbox.bwrap_command(
+        [sys.executable, "-c", f"open({str(writable / 'x')!r}, 'w').write('ok')"],
+        policy,
+        write_roots=[str(writable)],
+    )
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (writable / "x").read_text() == "ok"
+    with pytest.raises(subprocess.CalledProcessError):  # the parent stays read-only
+        subprocess.run(
+            sandbox.bwrap_command(
+                [sys.executable, "-c", f"open({str(readable / 'y')!r}, 'w')"],
+                policy,
+                write_roots=[str(writable)],
+            ),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    assert not (readable / "y").exists()
+
+
+def _python_reads() -> tuple[str, ...]:
+    """What an interpreter needs to start: its prefixes and the system libraries."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr", "/lib", "/lib64", "/etc"}
+    return tuple(sorted(p for p in paths if os.path.exists(p)))

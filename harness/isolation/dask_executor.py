@@ -3,7 +3,7 @@
 Each job becomes one Dask task, `run_remote`, which runs it on a Dask worker with the
 same `runner.run_job` and worker process as on this machine (the fork server, the
 sandbox, the budget and the statuses are the runner's), in a scratch folder under the
-Dask worker's local directory, and sends back the outcome and the job's outputs
+Dask machine's work root (`MU_BENCH_WORK`), and sends back the outcome and the job's outputs
 (`weights.pt`, a model's `outputs.pt`, a training stage's `state/` folder, the logs'
 tails). They are written under `work/<key>/` here, so callers see an `Outcome` exactly
 as from a local executor. Only this process writes the store and the cache: a task
@@ -191,6 +191,7 @@ def run_remote(job_doc: dict[str, Any], inputs: dict[str, dict], counter: str) -
     been started `ATTEMPTS` times (its earlier workers died)."""
     from distributed import get_worker
 
+    from ..paths import work_root
     from .pool import with_threads
     from .runner import run_job
 
@@ -201,7 +202,10 @@ def run_remote(job_doc: dict[str, Any], inputs: dict[str, dict], counter: str) -
     job = Job.from_json(job_doc)
     if started >= ATTEMPTS:
         return {"lost": started, "worker": str(worker.name)}
-    base = Path(worker.local_directory) / "mu-bench"
+    # Under this machine's work root, not the Dask worker's local directory: Dask puts
+    # that directory on `sys.path`, so every job may read it (`policy.reads`), and one
+    # job must never read another's folder or inputs.
+    base = work_root() / "dask" / Path(worker.local_directory).name
     staging = base / "inputs"
     staging.mkdir(parents=True, exist_ok=True)
     files = {name: _stage(Input(**inp), staging) for name, inp in inputs.items()}

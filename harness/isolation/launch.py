@@ -298,16 +298,32 @@ class ForkServer:
         self.pids = frozenset({self.proc.pid})
         self.host_pid = self.proc.pid  # the python server's pid as the harness sees it
         self._ready = False
+        self._buffer = b""
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def _line(self) -> dict:
-        reply = self.proc.stdout.readline()
-        if not reply:
-            raise ServerDied("the mu-bench fork server died")
-        return json.loads(reply)
+    def _line(self, timeout: float | None = None) -> dict | None:
+        """The server's next message, or None when none came within `timeout` seconds.
+
+        Read from the pipe's descriptor into our own buffer, never through the file
+        object: its read-ahead could hold the next message ("started", or a fast worker's
+        exit code) where `select` on the descriptor cannot see it, and the wait for it
+        would then last until the budget (or forever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise ServerDied("the mu-bench fork server died")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
 
     def await_ready(self) -> None:
         if self._ready:
@@ -348,10 +364,7 @@ class ForkServer:
     def event(self, timeout: float | None) -> dict | None:
         """The running worker's next event (`{"started": true}` or `{"code": C}`), or
         None when none came within `timeout` seconds."""
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            return None
-        return self._line()
+        return self._line(timeout)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -487,7 +500,10 @@ class ServerPool:
         with self._cond:
             self._widen(view or ServerView(False))
             while True:
-                self._idle = [s for s in self._idle if s.alive]
+                # A server started before the view widened lacks what this job needs.
+                for server in [s for s in self._idle if not s.view.covers(self.view)]:
+                    server.close()
+                self._idle = [s for s in self._idle if s.alive and s.view.covers(self.view)]
                 if self._idle:
                     self._busy += 1
                     return self._idle.pop()

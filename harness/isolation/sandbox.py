@@ -644,30 +644,27 @@ def bwrap_command(
         raise SandboxError("bubblewrap is not available")
     cmd = [path, "--unshare-all", "--die-with-parent", "--new-session"]
     cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    seen: set[str] = set()
-
-    def bind(flag: str, target: str) -> None:
-        if target in seen or not os.path.lexists(target):
-            return
-        seen.add(target)
+    binds: dict[str, str] = {}  # path -> flag; the first flag given for a path wins
+    skip = ("/proc/", "/dev/")  # served by --proc and --dev
+    for flag, paths in (
+        ("--bind", (*write_roots, *policy.write)),
+        ("--ro-bind-try", (p for p in policy.read if not p.startswith(skip))),
+        ("--ro-bind", policy.inputs),
+        ("--dev-bind", policy.devices),
+    ):
+        for p in paths:
+            binds.setdefault(os.path.normpath(p), flag)
+    # Parents before children, whatever their flags: a later bind over a folder hides
+    # the mounts beneath it (a read-only import root above a writable job root would
+    # make the job root read-only). Reads may be unreachable for this user (a venv's
+    # base interpreter under /root): those are skipped; writes and inputs must exist.
+    for target in sorted(binds, key=lambda p: p.count(os.sep)):
+        if not os.path.lexists(target):
+            continue
         if os.path.islink(target):  # /lib -> usr/lib: recreate the link, bind its target
             cmd.extend(["--symlink", os.readlink(target), target])
         else:
-            cmd.extend([flag, target, target])
-
-    # Parents before children: a later bind over a folder hides the mounts beneath it.
-    # Reads may be unreachable for this user (a venv's base interpreter under /root):
-    # those are skipped; writes and inputs must exist.
-    skip = ("/proc/", "/dev/")  # served by --proc and --dev
-    for p in (*write_roots, *policy.write):
-        bind("--bind", p)
-    for p in policy.read:
-        if not p.startswith(skip):
-            bind("--ro-bind-try", p)
-    for p in policy.inputs:
-        bind("--ro-bind", p)
-    for p in policy.devices:
-        bind("--dev-bind", p)
+            cmd.extend([binds[target], target, target])
     return [*cmd, "--", *argv]
 
 
