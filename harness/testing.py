@@ -61,7 +61,7 @@ Status = Literal["pass", "warn", "fail", "skip"]
 # tell a method that stops from one that does not is skipped.
 BUDGET_MIN, BUDGET_MAX = 0.05, 0.25
 BUDGET_WORK = 2.0
-SLACK_MIN = 0.1
+SLACK_MIN = 0.25  # a busy 2-core machine delays a step by a tenth of a second or more
 BUDGET_GRACE = 1.0
 MAX_TILED = 20_000
 
@@ -575,15 +575,17 @@ def check_stops_near_budget(s: Subject) -> tuple[Status, str]:
     if outcome.status not in ("ok", "timeout"):
         return "fail", _failure(outcome)
     took = outcome.seconds
-    if took > budget + slack:
-        return "fail", (
-            f"returned after {took:.2f} s under a {budget:g} s budget{tiled} (about "
-            f"{expected:.2f} s unbounded): check task.budget.expired inside its loops"
-        )
+    # Judged before the time it took: a call this short ends near its budget (or not)
+    # by the clock's noise, whether or not it checks the budget.
     if expected < budget + 2 * slack:
         return "skip", (
             f"the whole call takes about {expected:.3f} s here{tiled}: too little work to "
             "show that it stops at a budget"
+        )
+    if took > budget + slack:
+        return "fail", (
+            f"returned after {took:.2f} s under a {budget:g} s budget{tiled} (about "
+            f"{expected:.2f} s unbounded): check task.budget.expired inside its loops"
         )
     return "pass", (
         f"returned after {took:.3f} s under a {budget:g} s budget (about {expected:.2f} s "
