@@ -24,10 +24,29 @@ models (a method declaring `ignores_seed` gets a warning: its forget quality wil
 0); given a tiny budget on enough work it stops near the budget; and for a method with a
 training stage, the stage depends on the fields `train_fields` names and on no other.
 
-Cost: four worker runs per method (seeds 0 and 1, seed 0 again, the budget run), each
-well under a second on digits-tiny once the fork server is warm; a training stage adds
-two or three stage runs. The checks of one method share those runs (`Subject`), so
-running them all costs the same as running the slowest one.
+Isolation: the harness never imports the plugin, built-ins included. The checks that
+need the method's class (`STATIC_CHECKS`: imports, docstring, declarations, `unlearn`,
+defaults, presets) run in one sandboxed check worker (`isolation.describe.check_class`,
+a `CheckRequest` through the same runner and sandbox as a seed), which loads this
+module's check logic, then imports the plugin, runs them (`static_report`) and answers
+with a `CheckReport`: each check's (status, detail) and the declarations the runs need
+(scope, reads, ignores_seed, training stage, train_fields), read with a size cap and
+parsed strictly. An import that raises, crashes or hangs (`STATIC_LIMITS`) fails
+`check_imports` with the reason and skips the rest. The other checks run seeds through
+`plan` (its own sandboxed `describe`) and `execute`, and judge their outcomes here.
+Limit: the class checks necessarily run in the plugin's own process, after its import,
+so a plugin bent on it can forge their answer (a malformed or incomplete one is refused,
+not a well-formed lie); the run checks it cannot forge, as their evidence is measured
+here. Nothing depends on `check`'s verdict: it writes nothing to the store and only its
+own scratch folders (the artifact cache gets the tiny scenario, prepared by harness
+code), and `submit`, the board and the cache never consult it. An author's own test
+suite (`parametrize_with_checks`) goes the same way.
+
+Cost: one check worker (about 0.1 s once the fork server is warm) and four worker runs
+per method (seeds 0 and 1, seed 0 again, the budget run), each well under a second on
+digits-tiny once the fork server is warm; a training stage adds two or three stage runs
+and one inspection. The checks of one method share those runs (`Subject`), so running
+them all costs the same as running the slowest one.
 """
 
 from __future__ import annotations
