@@ -16,7 +16,7 @@ import pytest
 from mu_bench.isolation.protocol import CheckReport, ProtocolError
 from mu_bench.testing import CHECKS, STATIC_CHECKS
 
-from .conftest import PLUGINS
+from .conftest import PLUGINS, cli
 
 STATIC = tuple(STATIC_CHECKS)
 RUNS = [fn.__name__ for fn in CHECKS if fn.__name__ not in STATIC][1:]  # after registered
@@ -116,3 +116,11 @@ def test_a_check_report_is_parsed_strictly():
     for doc in bad:
         with pytest.raises(ProtocolError):
             CheckReport.from_json(doc, STATIC)
+
+
+def test_the_real_command_survives_a_plugin_that_exits_on_import():
+    proc = cli("check", "probe-exit", plugins=("checkprobe",), env={"COLUMNS": "200"})
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "imports" in proc.stdout and "exited with code 0" in proc.stdout
+    assert "FAILED" in proc.stdout
