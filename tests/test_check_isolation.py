@@ -13,8 +13,9 @@ import time
 
 import pytest
 
+from mu_bench.contract import STATIC_CHECKS
 from mu_bench.isolation.protocol import CheckReport, ProtocolError
-from mu_bench.testing import CHECKS, STATIC_CHECKS
+from mu_bench.testing import CHECKS
 
 from .conftest import PLUGINS, cli
 

@@ -207,7 +207,7 @@ class InspectRequest:
 
 @dataclass(frozen=True)
 class CheckRequest:
-    """Run the plugin contract's static checks (`testing.STATIC_CHECKS`: the ones that
+    """Run the plugin contract's static checks (`contract.STATIC_CHECKS`: the ones that
     need the method's class) in a sandboxed worker, never in the harness: the worker loads
     the check logic, hands over, imports the plugin, runs each check and answers with a
     `CheckReport` in `output/checks.json`. A failed import is an `error` result. No

@@ -23,7 +23,7 @@ state); a train request builds a `TrainTask` (the whole training set and an empt
 `output/state/`); an inspect request describes the method (`MethodInfo` in
 `output/method.json`): fields, validated parameters, preset, declarations, output spec;
 a check request runs `mu-bench check`'s static checks on the method's class
-(`testing.static_report`, loaded before the plugin is imported) and writes a
+(`contract.static_report`, loaded before the plugin is imported) and writes a
 `CheckReport` to `output/checks.json`.
 """
 
@@ -291,7 +291,7 @@ def run(folder: Path) -> WorkerResult:
         return _inspect(folder, request)
     if isinstance(request, CheckRequest):
         # The check logic is loaded (with everything it imports) before any plugin code.
-        from ..testing import static_report
+        from ..contract import static_report
 
         hand_over()
         start = time.perf_counter()
