@@ -14,7 +14,15 @@ import time
 import pytest
 
 from mu_bench.contract import STATIC_CHECKS
-from mu_bench.isolation.protocol import CheckReport, ProtocolError
+from mu_bench.isolation.protocol import (
+    CheckReport,
+    CheckRequest,
+    Job,
+    Limits,
+    MethodRef,
+    ProtocolError,
+    parse_request,
+)
 from mu_bench.testing import CHECKS
 
 from .conftest import PLUGINS, cli
@@ -101,6 +109,10 @@ def test_a_check_report_is_parsed_strictly():
     good = [(n, "pass", "fine") for n in STATIC]
     report = CheckReport.from_json(_report(good, is_method=True, scope="class"), STATIC)
     assert report.scope == "class" and report.results[0] == (STATIC[0], "pass", "fine")
+    full = CheckReport(
+        tuple(good), True, "retain", "any", True, True, ("lr",), {"mode": ("a", "b")}
+    )
+    assert CheckReport.from_json(json.loads(json.dumps(full.to_json())), STATIC) == full
     long = [(n, "warn", "x" * 10**6) for n in STATIC]
     assert len(CheckReport.from_json(_report(long), STATIC).results[0][2]) == 4000
     bad = [
@@ -125,3 +137,10 @@ def test_the_real_command_survives_a_plugin_that_exits_on_import():
     assert "Traceback" not in proc.stderr
     assert "imports" in proc.stdout and "exited with code 0" in proc.stdout
     assert "FAILED" in proc.stdout
+
+
+def test_a_check_request_round_trips_through_a_job():
+    req = CheckRequest(MethodRef("noop", "m:C", "d", "1"))
+    job = Job("check", req, {}, Limits(10.0))
+    again = Job.from_json(json.loads(json.dumps(job.to_json())))
+    assert again.request == req and parse_request(req.to_json()) == req
