@@ -144,3 +144,15 @@ def test_a_check_request_round_trips_through_a_job():
     job = Job("check", req, {}, Limits(10.0))
     again = Job.from_json(json.loads(json.dumps(job.to_json())))
     assert again.request == req and parse_request(req.to_json()) == req
+
+
+def test_listing_runs_no_plugin_code_not_even_its_package(run_cli, probes, monkeypatch):
+    for module in ("mu_bench_checkprobe_pkg", "mu_bench_checkprobe_pkg.method"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    code, out, err = run_cli("methods", "--json")
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    summary = "Lives in a package whose __init__ the listing must not run."
+    assert rows["probe-package"]["summary"] == summary
+    assert rows["noop"]["summary"].startswith("Return the original model")  # editable install
+    assert not [m for m in sys.modules if m.startswith("mu_bench_checkprobe")]
