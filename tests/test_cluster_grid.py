@@ -57,6 +57,19 @@ def _sleeping_job(pids: list[int]) -> int | None:
     return None
 
 
+def _grid_on(cluster, grid: Path, uri: str, plugins: str) -> subprocess.Popen:
+    """`mu-bench grid` through the cluster's scheduler, into `uri`, as a child process."""
+    url = "dask://" + cluster.address[len("tcp://") :]
+    return subprocess.Popen(
+        [sys.executable, "-m", "mu_bench", "grid", str(grid), "--executor", url]
+        + ["--tracking-uri", uri, "--no-figures", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": plugins},
+    )
+
+
 def test_grid_through_a_dask_cluster_survives_a_killed_worker(mlflow_postgres, tmp_path):
     uri = mlflow_postgres.url
     grid = tmp_path / "grid.toml"
@@ -65,15 +78,7 @@ def test_grid_through_a_dask_cluster_survives_a_killed_worker(mlflow_postgres, t
     # The workers' cache is not this machine's: every input travels with its jobs.
     env = {"PYTHONPATH": plugins, "MU_BENCH_CACHE": str(tmp_path / "worker-cache")}
     with dask_cluster(tmp_path / "dask", workers=2, env=env) as cluster:
-        url = "dask://" + cluster.address[len("tcp://") :]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mu_bench", "grid", str(grid), "--executor", url]
-            + ["--tracking-uri", uri, "--no-figures", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": plugins},
-        )
+        proc = _grid_on(cluster, grid, uri, plugins)
         try:
             deadline = time.monotonic() + 600
             while _sleeping_job(cluster.worker_pids(0)) is None:
@@ -140,15 +145,7 @@ def test_a_job_whose_worker_dies_twice_is_recorded_crashed_once(mlflow_postgres,
     plugins = plugin_path("gridprobe")
     env = {"PYTHONPATH": plugins, "MU_BENCH_CACHE": str(tmp_path / "worker-cache")}
     with dask_cluster(tmp_path / "dask", workers=3, env=env) as cluster:
-        url = "dask://" + cluster.address[len("tcp://") :]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mu_bench", "grid", str(grid), "--executor", url]
-            + ["--tracking-uri", uri, "--no-figures", "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": plugins},
-        )
+        proc = _grid_on(cluster, grid, uri, plugins)
         try:
             seen: set[int] = set()
             first = _wait_for_sleeper(cluster, proc, seen)
