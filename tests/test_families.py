@@ -1,0 +1,227 @@
+"""Families of forget sets (`[family]`, `submission.family`): the section's validation,
+the aggregate's arithmetic on a hand-made case, each member prepared and cached on its
+own, a submit's per-set and aggregate metrics in `--json` and the store, the board, and
+(slow) the calibration of the built-in digits families."""
+
+from pathlib import Path
+
+import pytest
+
+from mu_bench.cache import Cache
+from mu_bench.errors import UsageError
+from mu_bench.evaluation.catalogue import CATALOGUE, FAMILY_SPREAD, group_of, stored
+from mu_bench.scenario import load, parse
+from mu_bench.submission.family import aggregate_sets, members, prepare_family
+
+from .conftest import cli, cli_json
+
+# A tiny class family: digits 3, 4 and 5 (draws 0..2 of class 3), 600 images, a small
+# MLP, 2 gold and 2 holdout models per set, 2 seeds (forget quality needs 2 a side).
+TINY = """
+name = "tiny-family"
+summary = "test family"
+seed = 0
+
+[data]
+dataset = "digits"
+test_fraction = 0.2
+
+[data.options]
+examples = 600
+
+[forget]
+rule = "class"
+classes = [3]
+
+[family]
+draws = 3
+
+[model]
+arch = "mlp"
+hidden = [32]
+
+[train]
+optimizer = "adam"
+lr = 1e-2
+epochs = 5
+batch_size = 64
+
+[gold]
+seeds = 2
+ceiling = true
+
+[budget]
+seconds = 10
+
+[submit]
+seeds = 2
+"""
+
+
+def tiny(tmp_path: Path, text: str = TINY, name: str = "tiny-family.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_family_sections_are_validated():
+    with pytest.raises(UsageError, match="draws = 1: give a count from 2"):
+        parse(TINY.replace("draws = 3", "draws = 1"), "x")
+    with pytest.raises(UsageError, match="at least two distinct draw numbers"):
+        parse(TINY.replace("draws = 3", "draws = [0, 2, 2]"), "x")
+    # Digits has ten classes: one class a set gives draws 0..9.
+    with pytest.raises(UsageError, match=r"forget draw 10 .* the draws are 0\.\.9"):
+        parse(TINY.replace("draws = 3", "draws = [0, 10]"), "x")
+    with pytest.raises(UsageError, match=r"the draws are 0\.\.4"):  # two classes a set
+        parse(
+            TINY.replace("classes = [3]", "classes = [3, 7]").replace("= 3\n\n[m", "= 6\n\n[m"), "x"
+        )
+    random = TINY.replace('rule = "class"\nclasses = [3]', 'rule = "random"\nfraction = 0.25')
+    with pytest.raises(UsageError, match="largest draw is 3"):
+        parse(random.replace("draws = 3", "draws = 5"), "x")
+    with pytest.raises(UsageError, match=r"\[family\] and \[stream\] exclude each other"):
+        parse(TINY + "\n[stream]\nrequests = 2\n", "x")
+    with pytest.raises(UsageError, match="leave forget.draw out"):
+        parse(TINY.replace("classes = [3]", "classes = [3]\ndraw = 1"), "x")
+    with pytest.raises(UsageError, match="unknown key 'family.size'"):
+        parse(TINY.replace("draws = 3", "draws = 3\nsize = 2"), "x")
+    ok = parse(random.replace("draws = 3", "draws = [0, 2, 3]"), "x")
+    assert ok.family.members == (0, 2, 3)
+    assert [m.forget.draw for m in members(ok)] == [0, 2, 3]
+    assert [m.family for m in members(ok)] == [None] * 3
+
+
+def test_builtin_families_keep_the_single_scenarios_hashes_and_sets():
+    single, family = load("digits-class3"), load("digits-class-all")
+    assert family.family.members == tuple(range(10))
+    first = members(family)[0]
+    # Draw 0 is digits-class3's forget set: the same forget section, so the same cache keys.
+    assert first.forget == single.forget
+    assert first.section_hash("data", "forget", "model", "train") == single.section_hash(
+        "data", "forget", "model", "train"
+    )
+    random = load("digits-random10-family")
+    assert 1 not in random.family.members  # fair tuning's draw is left out
+    assert members(random)[0].forget == load("digits-random10").forget
+    assert single.family is None and single.content_hash != family.content_hash
+
+
+def test_aggregate_is_the_mean_and_spread_of_the_sets():
+    per_set = [
+        {"forget_quality_norm": 1.0, "forget_acc": 0.0, "only_here": 5.0},
+        {"forget_quality_norm": 0.5, "forget_acc": 0.2},
+        {"forget_quality_norm": 0.9, "forget_acc": 0.1},
+    ]
+    got = aggregate_sets(per_set)
+    assert got["forget_quality_norm"] == pytest.approx(0.8)
+    assert got["forget_acc"] == pytest.approx(0.1)
+    assert "only_here" not in got  # only what every set has
+    assert got["family_sets"] == 3
+    # Sample std (ddof 1, as over seeds): deviations 0.2, -0.3, 0.1 -> sqrt(0.14 / 2).
+    assert got["family.forget_quality_norm_std"] == pytest.approx(0.14**0.5 / 2**0.5)
+    assert got["family.forget_quality_norm_min"] == 0.5
+    assert got["family.forget_quality_norm_max"] == 1.0
+    assert got["family.forget_acc_std"] == pytest.approx(0.1)
+    for k in got:  # every name the family adds is in the catalogue, in its section
+        if k.startswith("family"):
+            assert k in CATALOGUE and group_of(k) == "family"
+    assert stored("set.forget_acc") == "9_family/set.forget_acc"
+    assert all(f"family.{m}_std" in CATALOGUE for m in FAMILY_SPREAD)
+
+
+def test_each_forget_set_is_prepared_and_cached_on_its_own(tmp_path):
+    scenario = parse(TINY, "tiny")
+    cache = Cache(tmp_path / "cache")
+    first = prepare_family(scenario, "cpu", cache=cache)
+    assert [p.draw for p in first] == [0, 1, 2]
+    assert [sorted(set(p.art.data.y_train[p.art.split.forget_idx].tolist())) for p in first] == [
+        [3],
+        [4],
+        [5],
+    ]
+    gold_keys = [{m.key for m in p.art.gold + p.art.gold_holdout} for p in first]
+    assert all(len(k) == 4 for k in gold_keys)
+    assert not gold_keys[0] & gold_keys[1] and not gold_keys[1] & gold_keys[2]
+    # The original does not depend on the forget set: trained once, shared by the members.
+    assert not first[0].art.original.cache_hit
+    assert first[1].art.original.cache_hit and first[2].art.original.cache_hit
+    assert not any(m.cache_hit for p in first for m in p.art.gold)
+    again = prepare_family(scenario, "cpu", cache=cache)
+    assert all(m.cache_hit for p in again for m in p.art.models)
+
+
+def test_a_draw_that_does_not_fit_the_data_stops_before_anything_is_written(tmp_path, home):
+    text = TINY.replace('rule = "class"\nclasses = [3]', 'rule = "random"\ncount = 200')
+    path = tiny(tmp_path, text.replace("draws = 3", "draws = [0, 5]"), "bad.toml")
+    proc = cli("submit", "noop", "-s", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert "forget draw 5 of 200 examples is impossible" in proc.stderr
+    assert not (home / "mlflow.db").exists()
+
+
+def test_submit_on_a_family_reports_and_stores_every_set(tmp_path):
+    from mu_bench.leaderboard import store
+
+    path = str(tiny(tmp_path, TINY.replace("draws = 3", "draws = [0, 2]")))
+    prepared = cli_json("prepare", path)
+    assert [s["draw"] for s in prepared["family"]] == [0, 2]
+    doc = cli_json("submit", "noop", "-s", path, "--no-figures")
+    sets = doc["forget_sets"]
+    assert [s["draw"] for s in sets] == [0, 2] and [s["classes"] for s in sets] == [[3], [5]]
+    # Each set was prepared by `prepare` above: the submit trained nothing.
+    assert all(s["cache_hits"] == s["models"] for s in sets)
+    assert doc["status"] == "ok" and len(doc["seeds"]) == 4
+    assert sorted((s["forget_set"], s["seed"]) for s in doc["seeds"]) == [
+        (0, 0),
+        (0, 1),
+        (2, 0),
+        (2, 1),
+    ]
+    per = [s["metrics"] for s in sets]
+    for name in ("forget_acc", "test_acc", "avg_gap"):
+        assert doc["metrics"][name] == pytest.approx((per[0][name] + per[1][name]) / 2)
+    lo, hi = sorted(p["forget_acc"] for p in per)
+    assert doc["metrics"]["family.forget_acc_min"] == pytest.approx(lo)
+    assert doc["metrics"]["family.forget_acc_max"] == pytest.approx(hi)
+    assert doc["metrics"]["family.forget_acc_std"] == pytest.approx((hi - lo) / 2**0.5)
+    assert doc["metrics"]["family_sets"] == 2
+    c = store.client(store.resolve_uri(None))
+    history = c.get_metric_history(doc["run_id"], stored("set.forget_acc"))
+    assert sorted((h.step, h.value) for h in history) == [
+        (0, pytest.approx(per[0]["forget_acc"])),
+        (2, pytest.approx(per[1]["forget_acc"])),
+    ]
+    run = c.get_run(doc["run_id"])
+    assert run.data.tags["mlflow.runName"] == "noop · 2 sets x 2 seeds"
+    assert run.data.metrics[stored("forget_acc")] == pytest.approx(doc["metrics"]["forget_acc"])
+    children = c.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{doc['run_id']}'"
+    )
+    assert sorted(r.data.tags["mu_bench.forget_set"] for r in children) == ["0", "0", "2", "2"]
+    board = cli_json("leaderboard", "tiny-family")
+    row = board["tiny-family"][0] if isinstance(board, dict) else board[0]
+    assert row["method"] == "noop" and row["family_sets"] == 2
+    assert row["forget_acc"] == pytest.approx(doc["metrics"]["forget_acc"])
+    text = cli("leaderboard", "tiny-family")
+    assert text.returncode == 0 and "noop" in text.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", ["digits-class-all", "digits-random10-family"])
+def test_retrain_is_at_the_ceiling_and_noop_far_below_on_every_set(scenario):
+    """Calibration on the built-in families (measured: see the README's family numbers):
+    retrain's normalised forget quality, averaged over the sets, is near 1 and noop's far
+    below, on every set."""
+    docs = {m: cli_json("submit", m, "-s", scenario, "--no-figures") for m in ("retrain", "noop")}
+    retrain, noop = docs["retrain"]["metrics"], docs["noop"]["metrics"]
+    assert 0.75 <= retrain["forget_quality_norm"] <= 1.25, retrain["forget_quality_norm"]
+    assert noop["forget_quality_norm"] < 0.25 * retrain["forget_quality_norm"]
+    for r, n in zip(docs["retrain"]["forget_sets"], docs["noop"]["forget_sets"], strict=True):
+        assert r["metrics"]["forget_quality_norm"] > 0.5, r
+        assert n["metrics"]["forget_quality_norm"] < 0.5 * r["metrics"]["forget_quality_norm"], n
+
+
+def test_grid_refuses_a_family_before_any_compute(run_cli, home):
+    code, _, err = run_cli("grid", "--methods", "noop", "--scenarios", "digits-class-all")
+    assert code == 2 and "grid does not run families yet" in err
+    assert not (home / "mlflow.db").exists()
