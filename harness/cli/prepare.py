@@ -82,7 +82,7 @@ def prepare(
     stream = family = None
     try:
         if s.family is not None:  # each forget set's gold models, in turn
-            from ..submission.family import prepare_family
+            from ..submission.family import forget_text, prepare_family
 
             family = prepare_family(s, device, on_model=on_model, executor=for_prepare(runs_on))
             art = family[0].art
@@ -132,7 +132,7 @@ def prepare(
         doc["family"] = [
             {
                 "draw": p.draw,
-                "forget": p.scenario.forget.describe(),
+                "forget": forget_text(p),
                 "forget_size": len(p.art.split.forget_idx),
                 "gold_models": len(p.art.gold),
                 "holdout_gold_models": len(p.art.gold_holdout),

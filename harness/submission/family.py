@@ -132,6 +132,15 @@ def prepare_family(
     return tuple(done)
 
 
+def forget_text(p: Prepared) -> str:
+    """A member's forget set in words: its classes (`class [4]`), or the random rule and
+    draw (`random 0.1, draw 2`)."""
+    forget = p.scenario.forget
+    if forget.rule == "class":
+        return f"class {list(drawn_classes(forget, p.art.data.num_classes))}"
+    return forget.describe()
+
+
 @dataclass(frozen=True)
 class Member:
     """One member's submission: what it was scored against and its evaluation."""
@@ -222,7 +231,7 @@ def _set_entry(m: Member, index: int, tuning: int) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "set": index,
         "draw": p.draw,
-        "forget": p.scenario.forget.describe(),
+        "forget": forget_text(p),
         "size": len(p.art.split.forget_idx),
         "status": report.status,
         "seeds_ok": f"{report.seeds_ok}/{len(report.seeds)}",
@@ -236,10 +245,8 @@ def _set_entry(m: Member, index: int, tuning: int) -> dict[str, Any]:
         "metrics": dict(report.metrics),
         "notes": list(report.notes),
     }
-    if p.scenario.forget.rule == "class":  # the classes this draw forgets, by name
-        classes = list(drawn_classes(p.scenario.forget, p.art.data.num_classes))
-        entry["classes"] = classes
-        entry["forget"] = f"class {classes}"
+    if p.scenario.forget.rule == "class":  # the classes this draw forgets
+        entry["classes"] = list(drawn_classes(p.scenario.forget, p.art.data.num_classes))
     return entry
 
 
