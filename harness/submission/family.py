@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ from ..device import resolve_device
 from ..errors import UsageError
 from ..evaluation.catalogue import FAMILY_PREFIX, FAMILY_SPREAD
 from ..evaluation.scoring import mean_std
+from ..paths import work_root
 from .evaluate import Evaluation, evaluate
 from .execute import execute
 from .prepare import Artifacts, TrainedModel, prepare
@@ -172,8 +174,6 @@ def run_family(
 ) -> FamilyResult:
     """Run the planned submission `sub` on each member of its scenario's family (preparing
     them unless `prepared` is given), one member after another, and combine the reports."""
-    from .pipeline import work_folder
-
     device = resolve_device(device)
     timings = dict(timings or {})
     if prepared is None:
@@ -183,7 +183,8 @@ def run_family(
     done = []
     for p in prepared:
         sub_k = replace(sub, scenario=p.scenario)
-        work = work_folder(sub_k)
+        # As `pipeline.work_folder` (which imports this module): a fresh scratch folder.
+        work = work_root() / f"{p.scenario.name}-{sub.entry.name}-{uuid.uuid4().hex[:8]}"
         try:
             execution = execute(sub_k, p.art, device, work, executor, grace=grace)
             evaluation = evaluate(sub_k, p.art, execution, device, {"prepare_seconds": p.seconds})
