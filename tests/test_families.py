@@ -3,6 +3,7 @@ the aggregate's arithmetic on a hand-made case, each member prepared and cached 
 own, a submit's per-set and aggregate metrics in `--json` and the store, the board, and
 (slow) the calibration of the built-in digits families."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from mu_bench.evaluation.catalogue import CATALOGUE, FAMILY_SPREAD, group_of, st
 from mu_bench.scenario import load, parse
 from mu_bench.submission.family import aggregate_sets, members, prepare_family
 
-from .conftest import cli, cli_json
+from .conftest import cli_json
 
 # A tiny class family: digits 3, 4 and 5 (draws 0..2 of class 3), 600 images, a small
 # MLP, 2 gold and 2 holdout models per set, 2 seeds (forget quality needs 2 a side).
@@ -150,22 +151,90 @@ def test_each_forget_set_is_prepared_and_cached_on_its_own(tmp_path):
     assert all(m.cache_hit for p in again for m in p.art.models)
 
 
-def test_a_draw_that_does_not_fit_the_data_stops_before_anything_is_written(tmp_path, home):
+def test_bad_families_stop_before_anything_is_written(tmp_path, home, run_cli):
     text = TINY.replace('rule = "class"\nclasses = [3]', 'rule = "random"\ncount = 200')
-    path = tiny(tmp_path, text.replace("draws = 3", "draws = [0, 5]"), "bad.toml")
-    proc = cli("submit", "noop", "-s", str(path))
-    assert proc.returncode == 2, proc.stderr
-    assert "forget draw 5 of 200 examples is impossible" in proc.stderr
+    bad = parse(text.replace("draws = 3", "draws = [0, 5]"), "bad")
+    cache = Cache(tmp_path / "cache")
+    with pytest.raises(UsageError, match="forget draw 5 of 200 examples is impossible"):
+        prepare_family(bad, "cpu", cache=cache)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    path = tiny(tmp_path, TINY.replace("draws = 3", "draws = 1"), "bad.toml")
+    code, _, err = run_cli("submit", "noop", "-s", str(path))
+    assert code == 2 and "draws = 1: give a count from 2 to 1000" in err
     assert not (home / "mlflow.db").exists()
 
 
-def test_submit_on_a_family_reports_and_stores_every_set(tmp_path):
+def test_a_family_report_lands_in_the_store_the_board_and_the_summary(tmp_path):
+    """The store's side, from a hand-made family report (the submit is the slow test
+    below): per-set metrics as `set.<name>` at step = draw, seeds tagged with their set,
+    the run named by sets and seeds, the board ranking it by the mean."""
+    from rich.console import Console
+
+    from mu_bench.leaderboard import ranking, render, store
+    from mu_bench.submission.report import Report, SeedReport
+
+    per = [{"forget_acc": 0.1, "test_acc": 0.9, "avg_gap": 0.2, "score_norm": 0.5}]
+    per.append({"forget_acc": 0.3, "test_acc": 0.8, "avg_gap": 0.4, "score_norm": 0.7})
+    sets = tuple(
+        {"set": i, "draw": d, "forget": f"class [{c}]", "classes": [c], "size": 130,
+         "status": "ok", "seeds_ok": "2/2", "tuning_draw": d == 1, "metrics": m}
+        for i, (d, c, m) in enumerate(zip((0, 1), (3, 4), per, strict=True))
+    )  # fmt: skip
+    seeds = tuple(SeedReport(s, "ok", 0.1, 0.2, forget_set=d) for d in (0, 1) for s in (0, 1))
+    report = Report(
+        scenario="tiny-family",
+        scenario_hash="f" * 64,
+        method="noop",
+        distribution="mu-bench",
+        version="0.1.0",
+        params={},
+        preset=None,
+        budget_seconds=10.0,
+        device="cpu",
+        torch_version="2.x",
+        harness_version="0.1.0",
+        reads="both",
+        in_scope=True,
+        seeds=seeds,
+        metrics=aggregate_sets(per),
+        reference={"gold": {"forget_acc": 0.0}, "original": {"forget_acc": 1.0}},
+        sandbox="landlock",
+        forget_sets=sets,
+    )
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    got = store.record(report, uri)
+    c = store.client(uri)
+    history = c.get_metric_history(got.run_id, stored("set.forget_acc"))
+    assert sorted((h.step, h.value) for h in history) == [(0, 0.1), (1, 0.3)]
+    run = c.get_run(got.run_id)
+    assert run.data.tags["mlflow.runName"] == "noop · 2 sets x 2 seeds"
+    assert run.data.metrics[stored("forget_acc")] == pytest.approx(0.2)
+    assert run.data.metrics["9_family/family.forget_acc_max"] == pytest.approx(0.3)
+    children = c.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{got.run_id}'"
+    )
+    names = sorted(r.info.run_name for r in children)
+    assert names == [f"noop · draw {d} · seed {s}" for d in (0, 1) for s in (0, 1)]
+    assert sorted(r.data.tags["mu_bench.forget_set"] for r in children) == ["0", "0", "1", "1"]
+    board = ranking.table(ranking.load(uri, "tiny-family"))
+    assert board.loc[0, "rank"] == 1 and board.loc[0, "score_norm"] == pytest.approx(0.6)
+    assert board.loc[0, "family_sets"] == 2
+    console = Console(width=120, record=True)
+    console.print(render.report_table(got))
+    text = console.export_text()
+    assert "class [4] (tuning)" in text and "per forget set" in text
+
+
+@pytest.mark.slow
+def test_submit_on_a_family_reports_and_stores_every_set(tmp_path, run_cli):
+    """End to end (43 s on the loaded 2-core machine, beside test_streams' equivalent
+    at 61 s): each set prepared and cached on its own, so the submit trains nothing."""
     from mu_bench.leaderboard import store
 
-    path = str(tiny(tmp_path, TINY.replace("draws = 3", "draws = [0, 2]")))
-    prepared = cli_json("prepare", path)
-    assert [s["draw"] for s in prepared["family"]] == [0, 2]
-    doc = cli_json("submit", "noop", "-s", path, "--no-figures")
+    path = tiny(tmp_path, TINY.replace("draws = 3", "draws = [0, 2]"))
+    prepared = prepare_family(parse(path.read_text(), "tiny"), "cpu")  # the shared cache
+    assert [p.draw for p in prepared] == [0, 2]
+    doc = cli_json("submit", "noop", "-s", str(path), "--no-figures")
     sets = doc["forget_sets"]
     assert [s["draw"] for s in sets] == [0, 2] and [s["classes"] for s in sets] == [[3], [5]]
     # Each set was prepared by `prepare` above: the submit trained nothing.
@@ -198,30 +267,25 @@ def test_submit_on_a_family_reports_and_stores_every_set(tmp_path):
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{doc['run_id']}'"
     )
     assert sorted(r.data.tags["mu_bench.forget_set"] for r in children) == ["0", "0", "2", "2"]
-    board = cli_json("leaderboard", "tiny-family")
+    code, out, _ = run_cli("leaderboard", "tiny-family", "--json")
+    assert code == 0
+    board = json.loads(out)
     row = board["tiny-family"][0] if isinstance(board, dict) else board[0]
-    assert row["method"] == "noop" and row["family_sets"] == 2
+    assert row["method"] == "noop" and row["rank"] == 1 and row["family_sets"] == 2
     assert row["forget_acc"] == pytest.approx(doc["metrics"]["forget_acc"])
-    text = cli("leaderboard", "tiny-family")
-    assert text.returncode == 0 and "noop" in text.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["digits-class-all", "digits-random10-family"])
 def test_retrain_is_at_the_ceiling_and_noop_far_below_on_every_set(scenario):
-    """Calibration on the built-in families (measured: see the README's family numbers):
-    retrain's normalised forget quality, averaged over the sets, is near 1 and noop's far
-    below, on every set."""
+    """Calibration on the built-in families. Measured (8 seeds a set; README): retrain's
+    F norm averaged 1.005 over the ten classes (0.871 to 1.108 per set) and 1.002 over
+    the five random draws (0.970 to 1.030); noop's was 0 on every set of both."""
     docs = {m: cli_json("submit", m, "-s", scenario, "--no-figures") for m in ("retrain", "noop")}
     retrain, noop = docs["retrain"]["metrics"], docs["noop"]["metrics"]
-    assert 0.75 <= retrain["forget_quality_norm"] <= 1.25, retrain["forget_quality_norm"]
-    assert noop["forget_quality_norm"] < 0.25 * retrain["forget_quality_norm"]
+    assert 0.85 <= retrain["forget_quality_norm"] <= 1.15, retrain["forget_quality_norm"]
+    assert noop["forget_quality_norm"] <= 0.1
     for r, n in zip(docs["retrain"]["forget_sets"], docs["noop"]["forget_sets"], strict=True):
-        assert r["metrics"]["forget_quality_norm"] > 0.5, r
-        assert n["metrics"]["forget_quality_norm"] < 0.5 * r["metrics"]["forget_quality_norm"], n
-
-
-def test_grid_refuses_a_family_before_any_compute(run_cli, home):
-    code, _, err = run_cli("grid", "--methods", "noop", "--scenarios", "digits-class-all")
-    assert code == 2 and "grid does not run families yet" in err
-    assert not (home / "mlflow.db").exists()
+        assert r["draw"] == n["draw"] and r["status"] == n["status"] == "ok"
+        assert r["metrics"]["forget_quality_norm"] >= 0.7, r
+        assert n["metrics"]["forget_quality_norm"] <= 0.2, n
