@@ -275,6 +275,7 @@ def test_submit_on_a_family_reports_and_stores_every_set(tmp_path, run_cli):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # a cold digits-class-all prepare alone took 440 s, loaded
 @pytest.mark.parametrize("scenario", ["digits-class-all", "digits-random10-family"])
 def test_retrain_is_at_the_ceiling_and_noop_far_below_on_every_set(scenario):
     """Calibration on the built-in families. Measured (8 seeds a set; README): retrain's
