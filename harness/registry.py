@@ -1,19 +1,20 @@
 """Method discovery through the `mu_bench.methods` entry-point group.
 
 After pluggy and lm-evaluation-harness: names, distributions and versions come from
-package metadata and one-line summaries from the plugin's source (parsed with `ast`,
-not imported); only the selected plugin is imported. The same name offered by two
-distributions is an error naming both; an unknown name gets the valid names and a
-"did you mean".
+package metadata and one-line summaries from the plugin's source (parsed with `ast`;
+neither the module nor its package is imported: `find_spec_unimported`); only a worker
+imports a plugin. The same name offered by two distributions is an error naming both;
+an unknown name gets the valid names and a "did you mean".
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
-import importlib.util
+import sys
 from dataclasses import dataclass
 from importlib import metadata
+from importlib.machinery import ModuleSpec
 
 from .errors import UsageError, did_you_mean
 
@@ -38,7 +39,7 @@ class MethodEntry:
     def summary(self) -> str:
         """First line of the class docstring, read from source without importing the module."""
         try:
-            spec = importlib.util.find_spec(self.module)
+            spec = find_spec_unimported(self.module)
             if spec is None or not spec.origin or not spec.origin.endswith(".py"):
                 return ""
             with open(spec.origin, encoding="utf-8") as fh:
@@ -61,6 +62,30 @@ class MethodEntry:
                 f"method '{self.name}' (from {self.distribution} {self.version}) failed to "
                 f"import {self.value}: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def find_spec_unimported(module: str) -> ModuleSpec | None:
+    """Where `module` would be loaded from, found without running any of its code, nor
+    its parent packages' (`importlib.util.find_spec` of "pkg.mod" imports "pkg": a
+    plugin's `__init__` would run in the harness): each dotted prefix is looked up with
+    the import system's finders (`sys.meta_path`: files, editable installs) in its
+    parent's search locations, as the import system does, but nothing is executed."""
+    path, spec = None, None
+    parts = module.split(".")
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        spec = None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path) if find is not None else None
+            if spec is not None:
+                break
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+        if path is None and i < len(parts) - 1:
+            return None  # a module, not a package, with a submodule named
+    return spec
 
 
 def discover() -> dict[str, MethodEntry]:

@@ -20,6 +20,13 @@ PLUGINS = Path(__file__).parent / "plugins"
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
+    """One cache for the run; with pytest-xdist (`make test` runs two processes) one for
+    all its processes, beside their own temporary folders: the cache's file locks let
+    one process prepare a scenario while the other waits for it and reuses it."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent / "cache"
+        shared.mkdir(exist_ok=True)
+        return shared
     return tmp_path_factory.mktemp("cache")
 
 

@@ -61,6 +61,7 @@ def class3(shared_cache, tmp_path_factory):
 STALE_PRESETS = {"neggrad-plus", "boundary-shrink", "cf-k"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method",
     [
@@ -129,6 +130,7 @@ def test_initial_model_is_the_init_the_original_was_trained_from(monkeypatch):
     torch.testing.assert_close(predict_logits(init, art.data.x_test), art.original.outputs.test)
 
 
+@pytest.mark.slow
 def test_class_only_method_on_random_forgetting_is_marked_out_of_scope():
     report = run(plan("boundary-shrink", "digits-random10", seeds=1), "cpu").report
     assert report.status == "ok" and not report.in_scope

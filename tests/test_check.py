@@ -133,7 +133,7 @@ def test_bad_declarations_and_presets_fail_before_anything_runs(contract):
     assert status == "fail" and "default_budget = 'soon'" in detail
     status, detail = _status(check_presets_validate, s)
     assert status == "fail" and "digits" in detail and "greater than 0" in detail
-    assert s._work is None  # no worker ran
+    assert s._work is None  # no seed ran (the check worker has its own folder)
 
 
 def test_a_training_stage_reading_a_field_outside_train_fields_fails(contract):

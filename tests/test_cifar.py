@@ -220,6 +220,7 @@ def test_download_validates_its_argument(home):
     assert not home.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CIFAR_SCENARIOS)
 def test_tiny_cifar_scenario_end_to_end(name, scenarios, data_root):
     doc = cli_json(

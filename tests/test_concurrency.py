@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import cli_json
 
 
+@pytest.mark.slow
 def test_two_concurrent_submits_both_land(tmp_path):
     db = tmp_path / "shared" / "mlflow.db"
     db.parent.mkdir()

@@ -119,6 +119,7 @@ def _grid(path: Path, uri: str, **popen) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_grid_of_2_methods_2_scenarios_2_seeds_lands_4_submissions(tmp_path):
     path = tmp_path / "grid.toml"
     path.write_text(GRID)
@@ -147,6 +148,7 @@ def test_grid_of_2_methods_2_scenarios_2_seeds_lands_4_submissions(tmp_path):
     assert len(_board(db)) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_killed_grid_resumes_without_duplicates(tmp_path):
     path = tmp_path / "grid.toml"

@@ -111,6 +111,7 @@ def _class_calibration(reports) -> None:
     assert retrain.metrics["avg_gap"] < noop.metrics["avg_gap"]
 
 
+@pytest.mark.slow
 def test_class_scenario_calibration(reports):
     _class_calibration(reports)
 

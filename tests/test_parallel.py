@@ -162,6 +162,7 @@ def _in_process_cluster():
             executor.close()
 
 
+@pytest.mark.slow
 def test_dask_executor_gives_the_same_results_as_the_local_pool(
     by_jobs, models_here, tmp_path, monkeypatch
 ):

@@ -144,6 +144,7 @@ def _weights_equal(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_a_stream_through_a_pool_gives_what_one_job_at_a_time_gives(tmp_path, monkeypatch):
     """Each prefix's gold models trained as jobs through a pool of 2 are the models
     trained in process; SISA (its state travelling from request to request) gives the
@@ -198,6 +199,7 @@ def _member(weights: dict, s: int) -> dict[str, torch.Tensor]:
     return {k: v for k, v in weights.items() if k.startswith(f"members.{s}.")}
 
 
+@pytest.mark.slow
 def test_sisa_is_exact_on_the_stream_through_the_real_runner(tmp_path):
     """After each request, no member of any seed's ensemble, and no checkpoint it could
     resume from, was trained on a row deleted so far; untouched members stay as they
@@ -301,6 +303,7 @@ def test_sisa_fits_only_rows_not_yet_deleted(tmp_path, monkeypatch):
         state = out  # the next request starts from this one's state
 
 
+@pytest.mark.slow
 def test_submit_on_a_stream_reports_and_stores_every_request(tmp_path):
     from mu_bench.leaderboard import store
 

@@ -26,6 +26,7 @@ def boards(tmp_path_factory):
     return uri, reports
 
 
+@pytest.mark.slow
 def test_every_submission_is_in_the_store_and_ranked(boards):
     uri, reports = boards
     assert ranking.scenarios(uri) == ["digits-class3", "digits-random10"]

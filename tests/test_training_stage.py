@@ -126,6 +126,7 @@ def _stage(sub, art, folder, cache=None):
     )[0]
 
 
+@pytest.mark.slow
 def test_stage_is_cached_per_seed_and_shared_by_scenarios_with_one_training_set(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="mu_bench")
     cache = Cache(cache_root())

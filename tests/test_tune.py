@@ -159,6 +159,7 @@ def test_tune_never_touches_the_evaluation_forget_set_or_its_gold_models(tiny, m
 # ---------------------------------------------------------------------- preset -> board
 
 
+@pytest.mark.slow
 def test_the_tuned_preset_is_what_submit_runs_and_the_board_names_it(tiny, tmp_path):
     out = tmp_path / "ft.json"
     tuned = cli_json(

@@ -34,9 +34,10 @@ def ensure_user() -> int | None:
         ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", USER],
         capture_output=True,
     )
-    if made.returncode != 0:
-        return None
-    return pwd.getpwnam(USER).pw_uid
+    try:  # made here, or by a parallel test process at the same moment
+        return pwd.getpwnam(USER).pw_uid
+    except KeyError:
+        return None if made.returncode != 0 else pwd.getpwnam(USER).pw_uid
 
 
 def _site_shim() -> str:

@@ -1,7 +1,9 @@
 """`mu-bench check METHOD`: the plugin contract checked before a submission
 (`mu_bench.testing`): a table of pass / warn / fail / skip, exit 1 when a check fails.
 About 3-10 s per method on `digits-tiny` once its artifacts are cached (the first run
-prepares them: about 15 s on two busy cores, mostly imports)."""
+prepares them: about 15 s on two busy cores, mostly imports). The method is never
+imported here: its class is checked in a sandboxed worker (see `mu_bench.testing`), and
+an import that raises, crashes or hangs is a failed check, exit 1."""
 
 from __future__ import annotations
 

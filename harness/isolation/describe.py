@@ -7,6 +7,9 @@ data read with a size cap and parsed strictly. A worker that cannot import the p
 crashes or hangs is an `InspectionFailed` with the reason; the callers turn it into a
 clear usage error. Costs one forked worker: about 0.1 s once the fork server is warm
 (`benchmarks/sandbox_start.py`).
+
+`check_class` does the same for `mu-bench check`'s static checks (`CheckRequest`): the
+checks run in the worker, which imported the plugin, and come back as a `CheckReport`.
 """
 
 from __future__ import annotations
@@ -17,10 +20,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .protocol import METHOD_INFO, OUTPUT, InspectRequest, Job, Limits, MethodInfo, MethodRef
+from .protocol import (
+    CHECK_REPORT,
+    METHOD_INFO,
+    OUTPUT,
+    CheckReport,
+    CheckRequest,
+    InspectRequest,
+    Job,
+    Limits,
+    MethodInfo,
+    MethodRef,
+)
 from .untrusted import UntrustedOutput, read_output
 
 MAX_INFO_BYTES = 4 << 20
+MAX_REPORT_BYTES = 1 << 20
 # An inspection imports the plugin (which may import heavy libraries) and validates.
 INSPECT_LIMITS = dict(budget=120.0, grace=2.0, startup=120.0)
 
@@ -32,6 +47,7 @@ class InspectionFailed(RuntimeError):
     def __init__(self, status: str, message: str):
         super().__init__(message)
         self.status = status
+        self.traceback: str | None = None  # the worker's, where it raised
 
 
 def describe(
@@ -81,5 +97,30 @@ def describe(
         if len(info.candidate_problems) != len(request.candidates):
             raise InspectionFailed("invalid", "not every candidate parameter set was checked")
         return info
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_class(
+    method: MethodRef, expected: tuple[str, ...], limits: Limits, work: Path | None = None
+) -> CheckReport:
+    """The static checks `expected` of `method`'s class, run by a sandboxed worker (see
+    `CheckRequest`); raises `InspectionFailed` when the plugin's import raised, crashed
+    or hung, or its worker's report is malformed."""
+    from ..paths import work_root
+    from .runner import run_job
+
+    folder = (work or work_root()) / f"check-{method.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        outcome = run_job(Job("check", CheckRequest(method), {}, limits), folder)
+        if outcome.status != "ok":
+            error = InspectionFailed(outcome.status, outcome.error or outcome.status)
+            error.traceback = outcome.traceback
+            raise error
+        try:
+            data = read_output(folder / OUTPUT / CHECK_REPORT, MAX_REPORT_BYTES)
+            return CheckReport.from_json(json.loads(data), expected)
+        except (OSError, ValueError, UntrustedOutput) as exc:
+            raise InspectionFailed("invalid", f"malformed check report: {exc}") from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -4,10 +4,12 @@ A *request* is what a worker process is asked to do, written as `request.json` i
 job's folder: an `UnlearnRequest` (run `Method.unlearn` on one seed), a `TrainRequest`
 (run a method's training stage, `Method.train`), a `TrainModelRequest` (train one of
 a scenario's own models from scratch with harness code: prepare's original, gold and
-IN models, so that they too can run on any executor) or an `InspectRequest` (import the
+IN models, so that they too can run on any executor), an `InspectRequest` (import the
 plugin, validate the user's parameters and describe the method, as plain data: the
-harness never imports a plugin itself). The worker answers with a `WorkerResult` in
-`output/result.json` (and an inspection with a `MethodInfo` in `output/method.json`).
+harness never imports a plugin itself) or a `CheckRequest` (`mu-bench check`'s checks
+of the method's class). The worker answers with a `WorkerResult` in
+`output/result.json` (an inspection also with a `MethodInfo` in `output/method.json`,
+a check request with a `CheckReport` in `output/checks.json`).
 Everything that comes back is untrusted: the harness reads it with size caps, regular
 files only (`runner.read_output`), parses it strictly (`from_json` rejects anything
 malformed) and measures what it records itself (time: see `runner`).
@@ -39,6 +41,7 @@ INPUTS = "inputs"
 OUTPUT = "output"
 RESULT = "result.json"
 METHOD_INFO = "method.json"  # an inspection's answer
+CHECK_REPORT = "checks.json"  # a check request's answer (`CheckReport`)
 TEMP = "tmp"  # the worker's private temporary folder (TMPDIR, HOME), beside `output/`
 WEIGHTS = "weights.pt"  # the module the timed call returned, as a state dict
 LOGITS = "outputs.pt"  # a `TrainModelRequest`'s inference pass: {"train", "test"} logits
@@ -102,7 +105,8 @@ class _Request:  # the requests that run a method
     def from_json(cls, doc: dict[str, Any]) -> Request:
         _check_version(doc, "request")
         kinds = {
-            c.kind: c for c in (UnlearnRequest, TrainRequest, TrainModelRequest, InspectRequest)
+            c.kind: c
+            for c in (UnlearnRequest, TrainRequest, TrainModelRequest, InspectRequest, CheckRequest)
         }
         target = kinds.get(doc.get("kind"))
         if target is None:
@@ -201,7 +205,23 @@ class InspectRequest:
         return doc
 
 
-Request = UnlearnRequest | TrainRequest | TrainModelRequest | InspectRequest
+@dataclass(frozen=True)
+class CheckRequest:
+    """Run the plugin contract's static checks (`contract.STATIC_CHECKS`: the ones that
+    need the method's class) in a sandboxed worker, never in the harness: the worker loads
+    the check logic, hands over, imports the plugin, runs each check and answers with a
+    `CheckReport` in `output/checks.json`. A failed import is an `error` result. No
+    inputs, no seed."""
+
+    kind: ClassVar[str] = "check"
+    method: MethodRef
+    device: str = "cpu"  # the worker's start path only: the checks do no tensor work
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind, "schema_version": SCHEMA_VERSION}
+
+
+Request = UnlearnRequest | TrainRequest | TrainModelRequest | InspectRequest | CheckRequest
 
 
 def parse_request(doc: dict[str, Any]) -> Request:
@@ -360,6 +380,90 @@ class MethodInfo:
         body["output_specs"] = tuple(
             (_spec_dict(a, "method info"), _spec_dict(b, "method info")) for a, b in pairs
         )
+        return cls(**body)
+
+
+CHECK_STATUSES = ("pass", "warn", "fail", "skip")
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """A check worker's answer: each static check's (name, status, detail), in order, and
+    what the harness needs to plan the checks that run the method (its declarations, as
+    far as the worker could read them; `is_method` False: not a `Method` subclass, the
+    rest are defaults). Untrusted: it comes from the process the plugin ran in, so it is
+    parsed strictly (`from_json`: exactly the expected checks, known statuses, capped
+    text) and only ever shown to the author: nothing is stored or ranked on it."""
+
+    results: tuple[tuple[str, str, str], ...]
+    is_method: bool = False
+    reads: str = "both"
+    scope: Literal["any", "class"] = "any"
+    ignores_seed: bool = False
+    has_training_stage: bool = False
+    train_fields: tuple[str, ...] | None = None
+    # A field's other allowed strings (its `Literal` values): the stage check varies it.
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    MAX_TEXT: ClassVar[int] = 4000
+    MAX_NAMES: ClassVar[int] = 1000
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["results"] = [list(r) for r in self.results]
+        doc["choices"] = {k: list(v) for k, v in self.choices.items()}
+        if self.train_fields is not None:
+            doc["train_fields"] = list(self.train_fields)
+        return {**doc, "schema_version": SCHEMA_VERSION}
+
+    @classmethod
+    def from_json(cls, doc: Any, expected: tuple[str, ...]) -> CheckReport:
+        """Parse `doc`, which must report exactly the checks `expected`, in order."""
+        _check_version(doc, "check report")
+        body = {k: v for k, v in doc.items() if k != "schema_version"}
+        unknown = set(body) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ProtocolError(f"check report: unknown keys {sorted(unknown)}")
+
+        def names(value: Any, what: str) -> tuple[str, ...]:
+            if not (
+                isinstance(value, list)
+                and len(value) <= cls.MAX_NAMES
+                and all(isinstance(n, str) and len(n) <= 200 for n in value)
+            ):
+                raise ProtocolError(f"check report: {what} is not a list of names")
+            return tuple(value)
+
+        results = body.get("results")
+        if not (
+            isinstance(results, list)
+            and all(isinstance(r, list) and len(r) == 3 for r in results)
+            and all(isinstance(t, str) for r in results for t in r)
+        ):
+            raise ProtocolError("check report: results is not a list of [check, status, detail]")
+        if tuple(r[0] for r in results) != tuple(expected):
+            raise ProtocolError(
+                f"check report: reports {[r[0] for r in results][:20]}, not {list(expected)}"
+            )
+        bad = [r[1] for r in results if r[1] not in CHECK_STATUSES]
+        if bad:
+            raise ProtocolError(f"check report: unknown status {bad[0][:50]!r}")
+        body["results"] = tuple((c, s, d[: cls.MAX_TEXT]) for c, s, d in results)
+        for key in ("is_method", "ignores_seed", "has_training_stage"):
+            if not isinstance(body.get(key, False), bool):
+                raise ProtocolError(f"check report: {key} is not a boolean")
+        reads = body.get("reads", "both")
+        if not isinstance(reads, str):
+            raise ProtocolError("check report: reads is not a string")
+        body["reads"] = reads[:200]
+        if body.get("scope", "any") not in ("any", "class"):
+            raise ProtocolError(f"check report: scope {str(body.get('scope'))[:50]!r} is not valid")
+        if body.get("train_fields") is not None:
+            body["train_fields"] = names(body["train_fields"], "train_fields")
+        choices = body.get("choices", {})
+        if not (isinstance(choices, dict) and len(choices) <= cls.MAX_NAMES):
+            raise ProtocolError("check report: choices is not an object")
+        body["choices"] = {str(k)[:200]: names(v, "a choice") for k, v in choices.items()}
         return cls(**body)
 
 

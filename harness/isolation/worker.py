@@ -21,7 +21,10 @@ forget, retain and validation, and for a method with a training stage its state
 folder, the rows' training-set positions and an empty `output/state/` for its updated
 state); a train request builds a `TrainTask` (the whole training set and an empty
 `output/state/`); an inspect request describes the method (`MethodInfo` in
-`output/method.json`): fields, validated parameters, preset, declarations, output spec.
+`output/method.json`): fields, validated parameters, preset, declarations, output spec;
+a check request runs `mu-bench check`'s static checks on the method's class
+(`contract.static_report`, loaded before the plugin is imported) and writes a
+`CheckReport` to `output/checks.json`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import torch
 import torch._dynamo  # noqa: F401
 
 from .protocol import (
+    CHECK_REPORT,
     METHOD_INFO,
     OUTPUT,
     REQUEST,
@@ -49,6 +53,7 @@ from .protocol import (
     STATE,
     THREADS_ENV,
     WEIGHTS,
+    CheckRequest,
     InspectRequest,
     MethodInfo,
     TrainModelRequest,
@@ -88,7 +93,7 @@ def hand_over() -> None:
         os.close(int(fd))
 
 
-def _plugin_class(request: UnlearnRequest | TrainRequest | InspectRequest):
+def _plugin_class(request: UnlearnRequest | TrainRequest | InspectRequest | CheckRequest):
     module_name, _, attr = request.method.entry_point.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -284,6 +289,16 @@ def run(folder: Path) -> WorkerResult:
     if isinstance(request, InspectRequest):
         hand_over()
         return _inspect(folder, request)
+    if isinstance(request, CheckRequest):
+        # The check logic is loaded (with everything it imports) before any plugin code.
+        from ..contract import static_report
+
+        hand_over()
+        start = time.perf_counter()
+        load = lambda: _plugin_class(request)  # noqa: E731
+        report = static_report(request.method.name, request.method.entry_point, load)
+        _write_json(folder / OUTPUT / CHECK_REPORT, report.to_json())
+        return WorkerResult("ok", time.perf_counter() - start)
     if isinstance(request, TrainModelRequest):  # harness code only: no plugin is imported
         from .train_model import run as train_model
 

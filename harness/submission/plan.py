@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import registry
+from ..budget import parse_budget
 from ..data.registry import has_validation
 from ..errors import UsageError
 from ..isolation.protocol import Limits, MethodInfo, MethodRef
@@ -63,27 +64,6 @@ class Submission:
 def method_ref(entry: registry.MethodEntry) -> MethodRef:
     """The protocol's name for a registered method."""
     return MethodRef(entry.name, entry.value, entry.distribution, entry.version)
-
-
-def parse_budget(text: str | None) -> str | float | None:
-    if text is None:
-        return None
-    t = text.strip().lower()
-    try:
-        if t.endswith("%"):
-            value = float(t[:-1])
-            if value <= 0:
-                raise ValueError
-            return f"{value}%"
-        value = float(t.removesuffix("s"))
-        if value <= 0:
-            raise ValueError
-        return value
-    except ValueError:
-        raise UsageError(
-            f"--budget '{text}' is not valid: give seconds (e.g. 30) or a percentage of the "
-            "retrain time (e.g. 20%)"
-        ) from None
 
 
 def budget_seconds(

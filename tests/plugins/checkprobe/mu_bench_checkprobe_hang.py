@@ -1,0 +1,9 @@
+"""Test plugin whose import never finishes."""
+
+import time
+
+time.sleep(3600)
+
+
+class Hangs:
+    """Never defined in time."""
