@@ -441,7 +441,8 @@ def report_table(report, extras: bool = True):
             seeds.add_column(col, overflow="fold")
         for s in failed:
             first = (s.error or "").strip().splitlines()[0] if s.error else ""
-            seeds.add_row(str(s.seed), s.status, first)
+            where = "" if s.forget_set is None else f" (draw {s.forget_set})"
+            seeds.add_row(f"{s.seed}{where}", s.status, first)
         parts.append(seeds)
         if extras:
             parts.extend(_tracebacks(report))

@@ -180,6 +180,7 @@ def test_a_family_report_lands_in_the_store_the_board_and_the_summary(tmp_path):
         for i, (d, c, m) in enumerate(zip((0, 1), (3, 4), per, strict=True))
     )  # fmt: skip
     seeds = tuple(SeedReport(s, "ok", 0.1, 0.2, forget_set=d) for d in (0, 1) for s in (0, 1))
+    seeds = (*seeds[:3], SeedReport(1, "error", error="RuntimeError: boom", forget_set=1))
     report = Report(
         scenario="tiny-family",
         scenario_hash="f" * 64,
@@ -222,6 +223,7 @@ def test_a_family_report_lands_in_the_store_the_board_and_the_summary(tmp_path):
     console.print(render.report_table(got))
     text = console.export_text()
     assert "class [4] (tuning)" in text and "per forget set" in text
+    assert "1 (draw 1)" in text and "3/4 seeds ok" in text  # a failed seed names its set
 
 
 @pytest.mark.slow
