@@ -39,8 +39,9 @@ leaderboard: install
 	$(BIN)/python -m mu_bench.leaderboard.reference
 
 # Two test processes (pytest-xdist), each test file in one of them (module fixtures run
-# once); they share one prepared-artifact cache (tests/conftest.py). About 1.7x faster
-# than one process on 2 cores: the tests spend much of their time starting interpreters.
+# once); they share one prepared-artifact cache (tests/conftest.py). Most of a test's time
+# is single-threaded (interpreter starts, imports, one-thread workers), so two processes
+# keep both cores busy.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25

@@ -48,10 +48,11 @@ import copy
 from typing import ClassVar
 
 import torch
-from pydantic import Field
 from torch import nn
 
-from mu_bench.api import Method, Reads, Split, UnlearnTask, predict_logits, scrub_epoch, step_decay
+from mu_bench.api import Reads, Split, UnlearnTask, predict_logits, scrub_epoch, step_decay
+
+from .scrub import Scrub
 
 
 def error(model: nn.Module, split: Split) -> float:
@@ -71,24 +72,13 @@ def rewind_index(forget_errors: list[float], target: float) -> int:
     return min(enumerate(forget_errors), key=lambda pair: abs(pair[1] - target))[0]
 
 
-class ScrubR(Method):
+class ScrubR(Scrub):
     """SCRUB, rewound to the epoch whose forget error matches validation (SCRUB+R)."""
 
+    # SCRUB's fields and defaults (the notebook's `scrub()` settings are the same);
+    # only what it reads, its presets and `unlearn` differ.
     reads: ClassVar[Reads] = "both+validation"
     presets: ClassVar[dict] = {"digits": {"lr": 1e-3}}  # scrub's digits preset (its sweep)
-
-    epochs: int = Field(5, ge=1)
-    msteps: int = Field(3, ge=0)
-    lr: float = Field(5e-4, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0)
-    gamma: float = Field(1.0, ge=0)
-    alpha: float = Field(0.5, ge=0)
-    kd_t: float = Field(4.0, gt=0)
-    lr_decay_epochs: tuple[int, ...] = (3, 5, 9)
-    lr_decay_rate: float = Field(0.1, gt=0)
-    retain_batch_size: int = Field(32, ge=1)
-    forget_batch_size: int = Field(16, ge=1)
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         student = task.model

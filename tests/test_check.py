@@ -55,7 +55,15 @@ def contract(monkeypatch):
     folder = str(PLUGINS / "contract")
     monkeypatch.syspath_prepend(folder)
     monkeypatch.setenv("PYTHONPATH", folder)
-    return lambda name: Subject(name)
+    made: list[Subject] = []
+
+    def subject(name: str) -> Subject:
+        made.append(Subject(name))
+        return made[-1]
+
+    yield subject
+    for s in made:  # their scratch folders, whatever the test's outcome
+        s.close()
 
 
 def _status(fn, subject) -> tuple[str, str]:
@@ -67,64 +75,46 @@ def _status(fn, subject) -> tuple[str, str]:
 
 def test_a_good_plugin_passes_the_run_checks(contract):
     s = contract("contract-good")
-    try:
-        for fn in (
-            check_unlearn_returns_a_valid_model,
-            check_reads_only_declared_sets,
-            check_same_seed_same_model,
-            check_seeds_give_different_models,
-            check_stops_near_budget,
-        ):
-            assert _status(fn, s)[0] == "pass", fn.__name__
-    finally:
-        s.close()
+    for fn in (
+        check_unlearn_returns_a_valid_model,
+        check_reads_only_declared_sets,
+        check_same_seed_same_model,
+        check_seeds_give_different_models,
+        check_stops_near_budget,
+    ):
+        assert _status(fn, s)[0] == "pass", fn.__name__
 
 
 def test_a_seed_blind_method_fails_unless_it_declares_so(contract):
     s = contract("contract-seed-blind")
-    try:
-        status, detail = _status(check_seeds_give_different_models, s)
-        assert status == "fail" and "ignores_seed = True" in detail
-        assert _status(check_same_seed_same_model, s)[0] == "pass"
-    finally:
-        s.close()
+    status, detail = _status(check_seeds_give_different_models, s)
+    assert status == "fail" and "ignores_seed = True" in detail
+    assert _status(check_same_seed_same_model, s)[0] == "pass"
 
 
 def test_an_unseeded_method_fails_the_same_seed_check(contract):
     s = contract("contract-unseeded")
-    try:
-        status, detail = _status(check_same_seed_same_model, s)
-        assert status == "fail" and "task.generator" in detail
-    finally:
-        s.close()
+    status, detail = _status(check_same_seed_same_model, s)
+    assert status == "fail" and "task.generator" in detail
 
 
 def test_a_method_that_ignores_its_budget_fails_the_budget_check(contract):
     s = contract("contract-ignores-budget")
-    try:
-        status, detail = _status(check_stops_near_budget, s)
-        assert status == "fail" and "task.budget.expired" in detail, detail
-    finally:
-        s.close()
+    status, detail = _status(check_stops_near_budget, s)
+    assert status == "fail" and "task.budget.expired" in detail, detail
 
 
 def test_touching_an_undeclared_set_fails_the_reads_check(contract):
     s = contract("contract-peeks")
-    try:
-        status, detail = _status(check_reads_only_declared_sets, s)
-        assert status == "fail" and "does not declare that it reads the forget set" in detail
-    finally:
-        s.close()
+    status, detail = _status(check_reads_only_declared_sets, s)
+    assert status == "fail" and "does not declare that it reads the forget set" in detail
 
 
 def test_non_finite_weights_fail_and_later_checks_are_skipped(contract):
     s = contract("contract-nan")
-    try:
-        status, detail = _status(check_unlearn_returns_a_valid_model, s)
-        assert status == "fail" and "non-finite weights" in detail
-        assert _status(check_same_seed_same_model, s)[0] == "skip"
-    finally:
-        s.close()
+    status, detail = _status(check_unlearn_returns_a_valid_model, s)
+    assert status == "fail" and "non-finite weights" in detail
+    assert _status(check_same_seed_same_model, s)[0] == "skip"
 
 
 def test_bad_declarations_and_presets_fail_before_anything_runs(contract):
@@ -138,11 +128,8 @@ def test_bad_declarations_and_presets_fail_before_anything_runs(contract):
 
 def test_a_training_stage_reading_a_field_outside_train_fields_fails(contract):
     s = contract("contract-stage-leak")
-    try:
-        status, detail = _status(check_training_stage_follows_train_fields, s)
-        assert status == "fail" and "changes with lr" in detail and "train_fields" in detail
-    finally:
-        s.close()
+    status, detail = _status(check_training_stage_follows_train_fields, s)
+    assert status == "fail" and "changes with lr" in detail and "train_fields" in detail
 
 
 def test_a_check_raises_on_failure_for_pytest(contract):
