@@ -4,7 +4,8 @@ A scenario fixes the dataset, architecture, training recipe, forget-set rule, nu
 gold models (and whether a second, independent set is trained for the forget-quality
 ceiling), the LiRA IN models, default budget, a worker's resource limits and root seed;
 optionally a stream of deletion requests (`[stream]`) that deletes the forget set in
-several requests.
+several requests, or a family of forget sets (`[family]`: several draws of the forget
+rule, each submitted and scored as its own scenario, `submission.family`).
 Built-ins live in `scenarios/*.toml` inside the package; any path to a `.toml` file
 works too. Loading takes milliseconds and imports neither torch nor the datasets. Each
 section's schema belongs to its concern (`data`, `forget`: `mu_bench.data`; `model`:
@@ -132,6 +133,34 @@ class StreamConfig(_Section):
     requests: int = Field(ge=1, le=1000)
 
 
+class FamilyConfig(_Section):
+    """A family of forget sets (`[family]`): the draws of the scenario's `[forget]` rule
+    (`data.forget`: draw 0 is the scenario's own set, draw k another set of the same rule,
+    disjoint from draw 0) that a submission runs on, one member scenario each
+    (`submission.family`). `draws` is a count N (draws 0..N-1) or a list of distinct draw
+    numbers (to leave out fair tuning's draw 1, say)."""
+
+    draws: int | tuple[int, ...]
+
+    @model_validator(mode="after")
+    def _valid(self) -> FamilyConfig:
+        d = self.draws
+        if isinstance(d, int):
+            if not 2 <= d <= 1000:
+                raise ValueError(f"draws = {d}: give a count from 2 to 1000, or a list of draws")
+            return self
+        if len(d) < 2 or len(set(d)) != len(d) or any(not 0 <= k <= 1000 for k in d):
+            raise ValueError(
+                f"draws = {list(d)}: give at least two distinct draw numbers from 0 to 1000"
+            )
+        return self
+
+    @property
+    def members(self) -> tuple[int, ...]:
+        """The draw numbers, in order."""
+        return tuple(range(self.draws)) if isinstance(self.draws, int) else tuple(self.draws)
+
+
 class Scenario(_Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
     summary: str
@@ -148,6 +177,7 @@ class Scenario(_Section):
     submit: SubmitConfig = SubmitConfig()
     limits: LimitsConfig = LimitsConfig()
     stream: StreamConfig | None = None  # a stream of deletion requests instead of one
+    family: FamilyConfig | None = None  # several forget sets, each scored, then aggregated
     # The TOML text it was parsed from (the store keeps it beside each submission).
     _source: str = PrivateAttr("")
 
@@ -174,6 +204,28 @@ class Scenario(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _family_fits(self) -> Scenario:
+        # Each member's fit to the data (a class left, enough examples) is checked when
+        # its split is drawn, before anything is trained (`submission.family.check_family`).
+        if self.family is None:
+            return self
+        if self.stream is not None:
+            raise ValueError("[family] and [stream] exclude each other: give one")
+        if self.forget.draw:
+            raise ValueError(
+                "[family] draws are numbered from the scenario's own forget set: leave "
+                "forget.draw out (draw 0) and list the draws under [family]"
+            )
+        fraction = self.forget.fraction
+        if fraction is not None and (max(self.family.members) + 1) * fraction > 1:
+            raise ValueError(
+                f"[family] draw {max(self.family.members)} of a {fraction} forget fraction "
+                f"is impossible (the draws are disjoint): the largest draw is "
+                f"{int(1 / fraction) - 1}"
+            )
+        return self
+
     def section_hash(self, *sections: str) -> str:
         """Content hash of the named sections (plus the root seed): keys cached artifacts."""
         payload = {s: getattr(self, s).model_dump(mode="json") for s in sections}
@@ -184,8 +236,9 @@ class Scenario(_Section):
     def content_hash(self) -> str:
         """Hash of everything that changes results (not the name, summary or provenance)."""
         sections = ("data", "forget", "model", "train", "gold", "lira", "relearn")
-        # Only when present, so that the hashes of scenarios without a stream stay put.
-        return self.section_hash(*sections, *(("stream",) if self.stream else ()))
+        # Only when present, so that the hashes of scenarios without them stay put.
+        extra = tuple(s for s in ("stream", "family") if getattr(self, s) is not None)
+        return self.section_hash(*sections, *extra)
 
 
 def builtin_names() -> list[str]:
@@ -210,8 +263,28 @@ def parse(text: str, origin: str) -> Scenario:
     ):
         if problem:
             raise UsageError(f"scenario file {origin} is invalid:\n  {problem}")
+    if scenario.family is not None and scenario.forget.rule == "class":
+        _check_class_family(scenario, origin)
     scenario._source = text
     return scenario
+
+
+def _check_class_family(scenario: Scenario, origin: str) -> None:
+    """Every draw of a class family names classes the dataset has (known from its
+    declared signature: nothing is loaded)."""
+    from .data.forget import drawn_classes
+
+    _, classes = data_registry.signature(scenario.data)
+    for k in scenario.family.members:
+        forget = scenario.forget.model_copy(update={"draw": k})
+        try:
+            drawn_classes(forget, classes)
+        except UsageError as exc:
+            m = len(scenario.forget.classes or ())
+            raise UsageError(
+                f"scenario file {origin} is invalid:\n  [family] {exc}; with {m} class(es) "
+                f"per set the draws are 0..{classes // m - 1}"
+            ) from None
 
 
 def load(ref: str) -> Scenario:

@@ -49,16 +49,24 @@ def short(params: Mapping[str, Any], overrides: Mapping[str, Any], limit: int) -
     return params_hash(params)
 
 
-def run_name(method: str, params: Mapping[str, Any], overrides: Mapping[str, Any], n: int) -> str:
-    """A submission's MLflow run name: `finetune lr=0.05 · 8 seeds`."""
+def run_name(
+    method: str, params: Mapping[str, Any], overrides: Mapping[str, Any], n: int, sets: int = 0
+) -> str:
+    """A submission's MLflow run name: `finetune lr=0.05 · 8 seeds`; on a family of
+    forget sets (`sets` of them, `n` seeds in all), `finetune · 10 sets x 8 seeds`."""
     label = short(params, overrides, 48)
-    seeds = f"{n} seed" + ("" if n == 1 else "s")
+    per = n // sets if sets else n
+    seeds = f"{per} seed" + ("" if per == 1 else "s")
+    if sets:
+        seeds = f"{sets} sets x {seeds}"
     return f"{method} {label}{SEP}{seeds}" if label else f"{method}{SEP}{seeds}"
 
 
-def seed_run_name(method: str, seed: int) -> str:
-    """A seed's MLflow run name: `finetune · seed 3`."""
-    return f"{method}{SEP}seed {seed}"
+def seed_run_name(method: str, seed: int, forget_set: int | None = None) -> str:
+    """A seed's MLflow run name: `finetune · seed 3` (of a family's set: `finetune ·
+    draw 4 · seed 3`)."""
+    where = "" if forget_set is None else f"draw {forget_set}{SEP}"
+    return f"{method}{SEP}{where}seed {seed}"
 
 
 def figure_title(report: Any, limit: int = 110) -> str:

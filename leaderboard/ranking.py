@@ -19,6 +19,7 @@ import pandas as pd
 from mu_bench.evaluation.catalogue import (
     BOARD,
     FALLBACK,
+    FAMILY_SHOWN,
     METHOD_PREFIX,
     RANK_BY,
     STAGE_SHOWN,
@@ -44,9 +45,9 @@ COLUMNS = {
     "params_from": "tags.mu_bench.params_source",
     "params_provenance": "tags.mu_bench.params_provenance",
 }
-# Stage and stream metrics are columns only when some submission has them, then the
+# Stage, stream and family metrics are columns only when some submission has them, then the
 # numbers methods report themselves (`method.<name>`, e.g. SISA's shards retrained).
-EXTRA_METRICS = STAGE_SHOWN + STREAM_SHOWN
+EXTRA_METRICS = STAGE_SHOWN + STREAM_SHOWN + FAMILY_SHOWN
 
 
 def rank_metric(df: pd.DataFrame) -> str:

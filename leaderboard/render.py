@@ -24,6 +24,8 @@ from rich.table import Table
 from mu_bench.evaluation.catalogue import (
     BOARD,
     FALLBACK,
+    FAMILY_PREFIX,
+    FAMILY_SHOWN,
     METHOD_PREFIX,
     SHOWN,
     SPEEDUP_CAP,
@@ -42,7 +44,12 @@ OUT_OF_SCOPE, FEWER_SEEDS, UNVERIFIED = "†", "*", "‡"
 
 
 def _is_extra(column: str) -> bool:
-    return column in STAGE_SHOWN or column in STREAM_SHOWN or column.startswith(METHOD_PREFIX)
+    return (
+        column in STAGE_SHOWN
+        or column in STREAM_SHOWN
+        or column in FAMILY_SHOWN
+        or column.startswith(METHOD_PREFIX)
+    )
 
 
 def _missing(value: Any) -> bool:
@@ -421,6 +428,8 @@ def report_table(report, extras: bool = True):
     parts: list = [table]
     if report.requests:
         parts.append(_requests_table(report.requests))
+    if report.forget_sets:
+        parts.append(_sets_table(report.forget_sets, m))
     if extras:
         preset = f"preset {report.preset}" if report.preset else "no preset"
         used = labels.pairs(report.params) or "none"
@@ -432,7 +441,8 @@ def report_table(report, extras: bool = True):
             seeds.add_column(col, overflow="fold")
         for s in failed:
             first = (s.error or "").strip().splitlines()[0] if s.error else ""
-            seeds.add_row(str(s.seed), s.status, first)
+            where = "" if s.forget_set is None else f" (draw {s.forget_set})"
+            seeds.add_row(f"{s.seed}{where}", s.status, first)
         parts.append(seeds)
         if extras:
             parts.extend(_tracebacks(report))
@@ -440,6 +450,23 @@ def report_table(report, extras: bool = True):
             parts.append(Text(f"the whole submission: mu-bench show {report.run_id[:8]}"))
     parts.extend(Text(f"note: {note}") for note in report.notes)  # no markup: "[gold]"
     return Group(*parts)
+
+
+def _sets_table(sets, metrics) -> Table:
+    """A family of forget sets, one row per set, then their mean, spread and range."""
+    columns = ("forget_quality_norm", "forget_acc", "retain_acc", "test_acc", "avg_gap")
+    table = Table(title="per forget set (the metrics above: their mean)", title_justify="left")
+    for col in ("draw", "forget set", "size", "seeds ok", *columns):
+        table.add_column(label(col) if col in columns else col)
+    for s in sets:
+        mark = " (tuning)" if s.get("tuning_draw") else ""
+        cells = [_cell(c, s["metrics"].get(c)) for c in columns]
+        table.add_row(str(s["draw"]), s["forget"] + mark, str(s["size"]), s["seeds_ok"], *cells)
+    table.add_row("mean", "", "", "", *[_cell(c, metrics.get(c)) for c in columns])
+    for stat in ("std", "min", "max"):
+        cells = [_cell(c, metrics.get(f"{FAMILY_PREFIX}{c}_{stat}")) for c in columns]
+        table.add_row(stat, "", "", "", *cells)
+    return table
 
 
 def _requests_table(requests) -> Table:

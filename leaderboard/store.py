@@ -403,6 +403,19 @@ def _request_metrics(report: Report, step_time: int) -> list:
     return rows
 
 
+def _set_metrics(report: Report, step_time: int) -> list:
+    """A family's per-set metrics: `set.<name>` at step = the set's draw (as a stream's
+    `request.<name>` at step = request)."""
+    from mu_bench.evaluation.catalogue import SET_PREFIX
+
+    rows = []
+    for entry in report.forget_sets:
+        values = {f"{SET_PREFIX}{k}": v for k, v in entry["metrics"].items()}
+        values[f"{SET_PREFIX}size"] = entry["size"]
+        rows.extend(_finite_metrics(values, step_time, int(entry["draw"])))
+    return rows
+
+
 def provenance_tag(provenance: dict[str, Any]) -> str:
     """A preset's provenance as the board shows it: the study, its trials and objective,
     the tuning forget set (the whole document is in `report.json`)."""
@@ -434,7 +447,8 @@ def record(
 
     now = int(time.time() * 1000)
     c = client(uri)  # opened under the lock itself
-    name = run_name(report.method, report.params, report.overrides, len(report.seeds))
+    sets = len(report.forget_sets)
+    name = run_name(report.method, report.params, report.overrides, len(report.seeds), sets)
     source = _source_tags(report.method)
     # MLflow prints "View run ... at: URL" on stdout for a server store; stdout belongs
     # to `--json`'s one document.
@@ -482,7 +496,7 @@ def record(
             Param("seeds", str(len(report.seeds))),
         ]
         c.log_batch(run_id, metrics=_finite_metrics(report.metrics, now), params=run_params)
-        history = _request_metrics(report, now)
+        history = _request_metrics(report, now) + _set_metrics(report, now)
         for start in range(0, len(history), 1000):  # MLflow's limit per batch
             c.log_batch(run_id, metrics=history[start : start + 1000])
         c.log_text(run_id, json.dumps(report.to_json(), indent=1, default=str), "report.json")
@@ -501,7 +515,11 @@ def record(
             ]
             if s.error:
                 child_tags.append(RunTag("mu_bench.error", s.error[:4000]))
-            child = c.create_run(exp_id, run_name=seed_run_name(report.method, s.seed))
+            if s.forget_set is not None:  # a family's seed: the draw of its forget set
+                child_tags.append(RunTag("mu_bench.forget_set", str(s.forget_set)))
+            child = c.create_run(
+                exp_id, run_name=seed_run_name(report.method, s.seed, s.forget_set)
+            )
             seed_metrics = dict(s.metrics)
             for k in ("unlearn_seconds", "wall_seconds"):
                 if getattr(s, k) is not None:

@@ -1,5 +1,6 @@
 """`mu-bench prepare`: train (or load) a scenario's original and gold models (with a
-`[stream]`, each prefix's too), and with `--method` that method's training stage."""
+`[stream]`, each prefix's too; with a `[family]`, each forget set's), and with `--method`
+that method's training stage."""
 
 from __future__ import annotations
 
@@ -78,9 +79,14 @@ def prepare(
 
     device = resolve_device(device)
     runs_on = make_executor(executor, jobs, device)
-    stream = None
+    stream = family = None
     try:
-        if s.stream is not None:  # each earlier prefix's gold models too
+        if s.family is not None:  # each forget set's gold models, in turn
+            from ..submission.family import forget_text, prepare_family
+
+            family = prepare_family(s, device, on_model=on_model, executor=for_prepare(runs_on))
+            art = family[0].art
+        elif s.stream is not None:  # each earlier prefix's gold models too
             from ..submission.stream import prepare_stream
 
             stream = prepare_stream(s, device, on_model=on_model, executor=for_prepare(runs_on))
@@ -121,6 +127,25 @@ def prepare(
                 "cache_hits": sum(m.cache_hit for m in p.art.gold),
             }
             for p in stream.prefixes
+        ]
+    if family is not None:
+        doc["family"] = [
+            {
+                "draw": p.draw,
+                "forget": forget_text(p),
+                "forget_size": len(p.art.split.forget_idx),
+                "gold_models": len(p.art.gold),
+                "holdout_gold_models": len(p.art.gold_holdout),
+                "retrain_seconds": p.art.retrain_seconds,
+                "forget_quality_ceiling": {
+                    str(n): {"mean": mean, "std": p.art.reference.ceiling_spreads.get(n)}
+                    for n, mean in p.art.reference.ceilings.items()
+                },
+                "prepare_seconds": p.seconds,
+                "cache_hits": sum(m.cache_hit for m in p.art.models),
+                "models": len(p.art.models),
+            }
+            for p in family
         ]
     if training is not None:
         doc["method_training"] = training

@@ -1,5 +1,6 @@
 """`mu-bench submit`: plan -> prepare -> execute -> evaluate -> figures -> record (on a
-scenario with a `[stream]`, its deletion requests one after another: `submission.stream`).
+scenario with a `[stream]`, its deletion requests one after another: `submission.stream`;
+with a `[family]`, each forget set's submission, then one record: `submission.family`).
 
 Ordered for a short wall clock (a warm digits submit: 0.65x main's side by side on a
 loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks
@@ -236,6 +237,8 @@ def _stages(
     clock = time.perf_counter()
     if sub.scenario.stream is not None:  # a stream of deletion requests
         return _stream(recorder, uri, sub, req, device, runs_on, figures), {"seeds": {}}
+    if sub.scenario.family is not None:  # several forget sets
+        return _family(recorder, uri, sub, req, device, runs_on, figures), {"seeds": {}}
     try:
         art = prepare(sub.scenario, device, executor=for_prepare(runs_on))
     except BaseException:
@@ -322,6 +325,45 @@ def _stream(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_
             from mu_bench.leaderboard.figures import submission_figures
 
             drawn = submission_figures(Path(tmp), result.evaluation, result.art)
+        return recorder.record(
+            result.evaluation.report, figures=drawn, key=store.key_of(sub, device)
+        )
+
+
+def _family(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_on, figures: bool):
+    """A scenario's family of forget sets (`submission.family`), recorded as one
+    submission; the figures are the first set's."""
+    from mu_bench.leaderboard import store
+
+    from ..isolation.executor import close, for_prepare
+    from ..submission.family import prepare_family, run_family
+
+    clock = time.perf_counter()
+    try:
+        prepared = prepare_family(sub.scenario, device, executor=for_prepare(runs_on))
+        timings = {"prepare_seconds": time.perf_counter() - clock}
+        cached = sum(all(m.cache_hit for m in p.art.models) for p in prepared)
+        say(
+            f"prepared {sub.scenario.name}: {len(prepared)} forget sets ({cached} from the "
+            f"cache), original + {len(prepared[0].art.gold)} gold models each"
+        )
+        recorder.open(uri)
+        result = run_family(
+            sub,
+            device,
+            prepared=prepared,
+            executor=runs_on,
+            keep_work=req.keep_work,
+            timings=timings,
+        )
+    finally:
+        close(runs_on)
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        drawn = {}
+        if figures:
+            from mu_bench.leaderboard.figures import submission_figures
+
+            drawn = submission_figures(Path(tmp), result.members[0].evaluation, result.art)
         return recorder.record(
             result.evaluation.report, figures=drawn, key=store.key_of(sub, device)
         )

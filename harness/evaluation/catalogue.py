@@ -14,6 +14,12 @@ tables label them from here; nothing else lists metric names. Levels:
   `request.<name>` at MLflow step r (`REQUEST_PREFIX`, in the `8_stream` section), and
   is in the report's `requests`; the submission's own values are those after the last
   request.
+- `family`: a family of forget sets (a scenario's `[family]`): the submission's own
+  value of every metric is its mean over the sets; `family_sets` counts them, and
+  `family.<name>_std`, `_min` and `_max` are the spread over the sets of the headline
+  metrics (`FAMILY_SPREAD`; std with ddof 1, as over seeds). Each set's own value is logged as
+  `set.<name>` at MLflow step = the set's draw (`SET_PREFIX`, in the `9_family`
+  section), and is in the report's `forget_sets`.
 
 `direction` says which way is better: `higher`, `lower`, or `gold` (closest to the gold
 models' value is best; the gap metrics measure that distance).
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Direction = Literal["higher", "lower", "gold"]
-Level = Literal["model", "gap", "submission", "cost", "stage", "stream"]
+Level = Literal["model", "gap", "submission", "cost", "stage", "stream", "family"]
 
 
 @dataclass(frozen=True)
@@ -175,14 +181,53 @@ _METRICS = (
         "stream retrain / stream unlearn seconds",
     ),
 )
+# A family's spread over its forget sets, of these metrics (each a `family.<name>_std`,
+# `_min` and `_max`).
+FAMILY_SPREAD = (
+    "score_norm",
+    "forget_quality",
+    "forget_quality_norm",
+    "avg_gap",
+    "forget_acc",
+    "retain_acc",
+    "test_acc",
+    "mia_efficacy",
+)
+FAMILY_PREFIX = "family."
+# A family's per-set metrics are logged under this prefix, at step = the set's draw.
+SET_PREFIX = "set."
+_FAMILY_STATS = {"std": "spread (std) over the forget sets", "min": "lowest set", "max": "highest"}
+_METRICS += (Metric("family_sets", "sets", "higher", "family", 0, "forget sets in the family"),)
+_METRICS += tuple(
+    Metric(
+        f"{FAMILY_PREFIX}{name}_{stat}",
+        f"{next(m.label for m in _METRICS if m.name == name)} {stat} (sets)",
+        "lower" if stat == "std" else next(m.direction for m in _METRICS if m.name == name),
+        "family",
+        doc=doc,
+    )
+    for name in FAMILY_SPREAD
+    for stat, doc in _FAMILY_STATS.items()
+)
 CATALOGUE: dict[str, Metric] = {m.name: m for m in _METRICS}
 
 # Chart sections, in order: the number in front keeps MLflow's alphabetical sections in
 # this order, headline first.
-GROUPS = ("headline", "accuracy", "privacy", "gap", "cost", "stage", "method", "stream")
+GROUPS = (
+    "headline",
+    "accuracy",
+    "privacy",
+    "gap",
+    "cost",
+    "stage",
+    "method",
+    "stream",
+    "family",
+)
 LEVEL_GROUPS = {"model": "accuracy", "gap": "gap", "submission": "headline", "cost": "cost"}
 LEVEL_GROUPS["stage"] = "stage"
 LEVEL_GROUPS["stream"] = "stream"
+LEVEL_GROUPS["family"] = "family"
 _PREFIX = {g: f"{i}_{g}" for i, g in enumerate(GROUPS, 1)}
 
 # A worker's clock cannot tell a method that returns at once from one that takes 1 ms.
@@ -239,6 +284,8 @@ SHOWN = (
 STAGE_SHOWN = ("train_seconds", "trained_acc_drop")
 # A deletion stream's columns, where some submission has them: its cumulative cost.
 STREAM_SHOWN = ("stream_unlearn_seconds", "stream_speedup")
+# A family's columns, where some submission has them: its sets and the spread of F norm.
+FAMILY_SHOWN = ("family_sets", "family.forget_quality_norm_std")
 # Model metrics whose gap to gold is reported and averaged into avg_gap (SalUn's Avg.
 # Gap: UA = 1 - forget_acc has the same gap as forget_acc).
 GAP_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
@@ -274,6 +321,8 @@ def group_of(name: str) -> str:
         return CATALOGUE[base].section
     if base.startswith(REQUEST_PREFIX):
         return "stream"
+    if base.startswith((SET_PREFIX, FAMILY_PREFIX)):
+        return "family"
     return "method" if base.startswith(METHOD_PREFIX) else "headline"
 
 

@@ -8,6 +8,10 @@
     figures   (mu_bench.leaderboard.figures)
     record    (mu_bench.leaderboard.store)
 
+A scenario's `[stream]` runs its requests one after another (stream.py); its `[family]`
+runs each forget set as its own submission and combines them into one report
+(family.py).
+
 `pipeline.run` composes plan's result through evaluate (and figures) for callers that
 need no store: the reference leaderboard, tests, benchmarks. The CLI composes the
 stages itself, record included.

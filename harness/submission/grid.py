@@ -207,6 +207,12 @@ def plan_grid(spec: GridSpec, device: str, *, require_sandbox: bool = False) -> 
 
     scenarios = {name: load(name) for name in dict.fromkeys(spec.scenarios)}
     for scenario in scenarios.values():
+        if scenario.family is not None:  # not composed into a grid's batch yet
+            raise UsageError(
+                f"scenario '{scenario.name}' is a family of forget sets ([family]): grid "
+                "does not run families yet; run `mu-bench submit METHOD -s "
+                f"{scenario.name}` for each method"
+            )
         if scenario.stream is not None:  # its requests fit its forget set
             from .stream import check_requests
 

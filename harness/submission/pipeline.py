@@ -1,5 +1,6 @@
 """A submission's stages composed, without figures or the store: plan's result -> prepare
--> execute -> evaluate (a deletion stream: `stream.run_stream`). For the reference
+-> execute -> evaluate (a deletion stream: `stream.run_stream`; a family of forget sets:
+`family.run_family`). For the reference
 leaderboard, tests and benchmarks; the CLI composes the same stages itself, then draws
 the figures and records the report."""
 
@@ -37,13 +38,20 @@ def run(
 ) -> Evaluation:
     """Prepare, execute and evaluate a planned submission (`grace`: seconds past the
     budget before a seed is killed); on a scenario with a `[stream]`, its stream of
-    deletion requests (`stream.run_stream`: the last request's evaluation)."""
+    deletion requests (`stream.run_stream`: the last request's evaluation); on one with
+    a `[family]`, each forget set's (`family.run_family`: the family's evaluation)."""
     device = resolve_device(device)
     if sub.scenario.stream is not None:
         from .stream import run_stream
 
         result = run_stream(sub, device, executor=executor, keep_work=keep_work, grace=grace)
         return result.evaluation
+    if sub.scenario.family is not None:
+        from .family import run_family
+
+        return run_family(
+            sub, device, executor=executor, keep_work=keep_work, grace=grace
+        ).evaluation
     clock = time.perf_counter()
     art = prepare(sub.scenario, device)
     prepared = time.perf_counter() - clock

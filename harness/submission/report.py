@@ -23,6 +23,8 @@ class SeedReport:
     error: str | None = None
     traceback: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # A family of forget sets (`submission.family`): the draw of the set this seed ran on.
+    forget_set: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,10 @@ class Report:
     # its size, the rows deleted so far, its status and its metrics after the request
     # (`submission.stream`); empty for a one-shot submission.
     requests: tuple[dict[str, Any], ...] = ()
+    # A family of forget sets (a scenario's `[family]`): one entry per set, in order,
+    # with its draw, forget set, size, status and metrics (`submission.family`); the
+    # report's own metrics are their means. Empty for a single forget set.
+    forget_sets: tuple[dict[str, Any], ...] = ()
     # Where `params` came from (`submission.presets`) and the preset's provenance.
     params_source: str = "defaults"
     params_provenance: dict[str, Any] | None = None
