@@ -195,20 +195,28 @@ def test_mixed_precision_channels_last_path_trains_on_the_cpu():
     assert loss() < before
 
 
-def test_missing_data_exits_2_naming_path_download_and_variable(tmp_path, home, shared_cache):
+def test_missing_data_exits_2_naming_path_download_and_variable(tmp_path, home):
     empty = tmp_path / "no-data-here"
-    before = sorted(p.name for p in shared_cache.rglob("*"))
-    proc = cli("submit", "noop", "-s", "cifar10-random10", "--data-root", str(empty))
+    cache = tmp_path / "cache"  # its own: the session's is written by parallel tests
+    proc = cli(
+        "submit",
+        "noop",
+        "-s",
+        "cifar10-random10",
+        "--data-root",
+        str(empty),
+        env={"MU_BENCH_CACHE": str(cache)},
+    )
     assert proc.returncode == 2, proc.stderr
     message = " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
     assert f"{empty}" in message and "cifar-10-batches-py" in message
     assert f"mu-bench download cifar10 --data-root {empty}" in message
     assert "MU_BENCH_DATA" in message
-    proc = cli("prepare", "cifar100-random10", env={"MU_BENCH_DATA": str(empty)})
+    env = {"MU_BENCH_DATA": str(empty), "MU_BENCH_CACHE": str(cache)}
+    proc = cli("prepare", "cifar100-random10", env=env)
     assert proc.returncode == 2 and "mu-bench download cifar100" in " ".join(proc.stderr.split())
-    assert not empty.exists() and not home.exists()
-    assert sorted(p.name for p in shared_cache.rglob("*")) == before
+    assert not empty.exists() and not home.exists() and not cache.exists()
 
 
 def test_download_validates_its_argument(home):

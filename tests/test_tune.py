@@ -253,14 +253,13 @@ def test_bad_tune_requests_are_refused_before_any_compute(kwargs, fragment):
         (["submit", "noop", "--preset", "finetune-digits-class3"], "is for method 'finetune'"),
     ],
 )
-def test_bad_input_exits_2_and_writes_nothing(args, fragment, home, shared_cache):
-    before = sorted(p.name for p in shared_cache.rglob("*"))
-    proc = cli(*args)
+def test_bad_input_exits_2_and_writes_nothing(args, fragment, home, tmp_path):
+    cache = tmp_path / "cache"  # its own: the session's is written by parallel tests
+    proc = cli(*args, env={"MU_BENCH_CACHE": str(cache)})
     assert proc.returncode == 2, proc.stderr
     assert fragment in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not home.exists()
-    assert sorted(p.name for p in shared_cache.rglob("*")) == before
+    assert not home.exists() and not cache.exists()
 
 
 def test_bad_preset_references_are_usage_errors(tmp_path):
