@@ -379,14 +379,31 @@ class ServerDied(RuntimeError):
 
 
 def _child_host_pid(server: int, ns_pid: int) -> int | None:
-    """The host pid of the server's child whose innermost pid is `ns_pid`."""
+    """The host pid of the server's child whose innermost pid is `ns_pid`.
+
+    The `children` file is a quick look, not a reliable one (the kernel documents it as
+    exact only while the children are stopped; eight submits at once once ended a seed
+    `crashed: the forked worker's pid was not found`): when it does not list the child,
+    a full scan of the server's descendants decides, a few times over half a second."""
+    from .sandbox import host_pid
+
+    found = _listed_child(server, ns_pid)
+    deadline = time.monotonic() + 0.5
+    while found is None:
+        found = host_pid(server, ns_pid)
+        if found is not None or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
+    return found
+
+
+def _listed_child(server: int, ns_pid: int) -> int | None:
+    """The child with innermost pid `ns_pid` in the server's `children` file, if listed."""
     try:
         with open(f"/proc/{server}/task/{server}/children") as fh:
             children = [int(p) for p in fh.read().split()]
     except (OSError, ValueError):
-        from .sandbox import host_pid
-
-        return host_pid(server, ns_pid)
+        return None
     for pid in children:
         try:
             with open(f"/proc/{pid}/status") as fh:
