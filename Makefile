@@ -34,7 +34,8 @@ run: install
 
 # The reference leaderboard: every built-in method on both digits scenarios, 8 seeds each
 # (the scenarios' default), in a store of its own (mu-bench-runs/reference/); writes
-# docs/leaderboard.md and the README's copy. About 10 minutes on a 2-core CPU.
+# docs/leaderboard.md and the README's copy. 3 min 10 s on this 2-core CPU with the two
+# scenarios already prepared (stop 18), plus their prepare on a cold cache.
 leaderboard: install
 	$(BIN)/python -m mu_bench.leaderboard.reference
 
