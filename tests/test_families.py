@@ -4,6 +4,7 @@ own, a submit's per-set and aggregate metrics in `--json` and the store, the boa
 (slow) the calibration of the built-in digits families."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,9 @@ def test_a_family_report_lands_in_the_store_the_board_and_the_summary(tmp_path):
     from rich.console import Console
 
     from mu_bench.leaderboard import ranking, render, store
-    from mu_bench.submission.report import Report, SeedReport
+    from mu_bench.submission.report import SeedReport
+
+    from .test_idempotency import report as hand_made_report
 
     per = [{"forget_acc": 0.1, "test_acc": 0.9, "avg_gap": 0.2, "score_norm": 0.5}]
     per.append({"forget_acc": 0.3, "test_acc": 0.8, "avg_gap": 0.4, "score_norm": 0.7})
@@ -181,20 +184,10 @@ def test_a_family_report_lands_in_the_store_the_board_and_the_summary(tmp_path):
     )  # fmt: skip
     seeds = tuple(SeedReport(s, "ok", 0.1, 0.2, forget_set=d) for d in (0, 1) for s in (0, 1))
     seeds = (*seeds[:3], SeedReport(1, "error", error="RuntimeError: boom", forget_set=1))
-    report = Report(
-        scenario="tiny-family",
+    report = replace(
+        hand_made_report("noop", "tiny-family"),
         scenario_hash="f" * 64,
-        method="noop",
-        distribution="mu-bench",
-        version="0.1.0",
-        params={},
-        preset=None,
-        budget_seconds=10.0,
-        device="cpu",
-        torch_version="2.x",
-        harness_version="0.1.0",
         reads="both",
-        in_scope=True,
         seeds=seeds,
         metrics=aggregate_sets(per),
         reference={"gold": {"forget_acc": 0.0}, "original": {"forget_acc": 1.0}},

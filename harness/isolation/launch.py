@@ -399,22 +399,14 @@ def _child_host_pid(server: int, ns_pid: int) -> int | None:
 
 def _listed_child(server: int, ns_pid: int) -> int | None:
     """The child with innermost pid `ns_pid` in the server's `children` file, if listed."""
+    from .sandbox import innermost_pid
+
     try:
         with open(f"/proc/{server}/task/{server}/children") as fh:
             children = [int(p) for p in fh.read().split()]
     except (OSError, ValueError):
         return None
-    for pid in children:
-        try:
-            with open(f"/proc/{pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("NSpid:"):
-                        if int(line.split()[-1]) == ns_pid:
-                            return pid
-                        break
-        except (OSError, ValueError):
-            continue
-    return None
+    return next((pid for pid in children if innermost_pid(pid) == ns_pid), None)
 
 
 class ServerPool:
@@ -483,7 +475,9 @@ class ServerPool:
             server.close()
         with self._cond:
             self._starting -= 1
-            if ok:
+            if ok and not server.view.covers(self.view):
+                server.close()  # started before the view widened: waiters start another
+            elif ok:
                 self._idle.append(server)
                 self._failed_starts = 0
             else:
@@ -517,10 +511,7 @@ class ServerPool:
         with self._cond:
             self._widen(view or ServerView(False))
             while True:
-                # A server started before the view widened lacks what this job needs.
-                for server in [s for s in self._idle if not s.view.covers(self.view)]:
-                    server.close()
-                self._idle = [s for s in self._idle if s.alive and s.view.covers(self.view)]
+                self._idle = [s for s in self._idle if s.alive]
                 if self._idle:
                     self._busy += 1
                     return self._idle.pop()

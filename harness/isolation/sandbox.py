@@ -678,13 +678,20 @@ def host_pid(root: int, ns_pid: int) -> int | None:
     except psutil.Error:
         return None
     for proc in descendants:
-        try:
-            with open(f"/proc/{proc.pid}/status") as fh:
-                for line in fh:
-                    if line.startswith("NSpid:") and int(line.split()[-1]) == ns_pid:
-                        return proc.pid
-        except (OSError, ValueError):
-            continue
+        if innermost_pid(proc.pid) == ns_pid:
+            return proc.pid
+    return None
+
+
+def innermost_pid(pid: int) -> int | None:
+    """Host process `pid`'s pid in its innermost PID namespace (None when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        pass
     return None
 
 
