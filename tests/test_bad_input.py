@@ -17,6 +17,8 @@ from .conftest import cli
         (["submit", "noop", "--tracking-uri", "http://127.0.0.1:9"], "no MLflow server"),
         (["submit", "noop", "--tracking-uri", "ftp://x"], "Valid forms"),
         (["leaderboard", "nope"], "no submissions for scenario"),
+        (["leaderboard", "-s", "nope"], "no submissions for scenario"),
+        (["leaderboard", "digits-tiny", "-s", "digits-class3"], "two scenarios given"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(args, fragment, home, tmp_path):

@@ -35,6 +35,10 @@ def leaderboard(
         Optional[str],  # noqa: UP045
         typer.Argument(help="Scenario (default: every scenario with submissions)."),
     ] = None,
+    scenario_opt: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--scenario", "-s", help="The same as SCENARIO (as `submit -s` takes it)."),
+    ] = None,
     all_runs: Annotated[
         bool, typer.Option("--all", help="Every submission, not only the latest per method.")
     ] = False,
@@ -67,6 +71,11 @@ def leaderboard(
     ]
     if len(formats) > 1:
         raise UsageError(f"{' and '.join(formats)} exclude each other: give one of them")
+    if scenario is not None and scenario_opt is not None and scenario != scenario_opt:
+        raise UsageError(
+            f"two scenarios given ('{scenario}' and -s '{scenario_opt}'): give one of them"
+        )
+    scenario = scenario if scenario is not None else scenario_opt
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
     db = store.sqlite_path(uri)
