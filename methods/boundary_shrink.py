@@ -81,6 +81,8 @@ class BoundaryShrink(Method):
         "cifar100-random": {"lr": 1e-6, "epochs": 10},  # sh/main_0.1_cifar100.sh line 27
         "digits": {"lr": 1e-3},
     }
+    # `mu-bench tune`: the rate (the sweep's range) and the schedule's length.
+    search_space: ClassVar[dict[str, str]] = {"lr": "log:1e-4:1e-2", "epochs": "int:1:10"}
 
     epochs: int = Field(10, ge=1)
     lr: float = Field(1e-6, gt=0)

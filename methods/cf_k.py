@@ -86,6 +86,12 @@ class CFk(Method):
     # next to the collapse at 1.0; the paper's lr 0.01 forgets nothing (0.17); k 3 is the
     # whole MLP, plain fine-tuning.
     presets: ClassVar[dict] = {"digits": {"k": 2, "with_head": True, "lr": 0.5, "epochs": 30}}
+    # `mu-bench tune` (with `--param with_head=true`): the sweep's stages, rate and length.
+    search_space: ClassVar[dict[str, str]] = {
+        "k": "int:1:3",
+        "lr": "log:0.01:1",
+        "epochs": "int:5:30",
+    }
 
     k: int = Field(1, ge=1)
     with_head: bool = False

@@ -49,6 +49,8 @@ class NegGradPlus(Method):
     # beta 0.93, lr 0.01 (0.014). A cliff: beta 0.94 forgets half of digit 3, 0.9 costs 12
     # points of retain accuracy, 0.9999 does nothing.
     presets: ClassVar[dict] = {"digits": {"beta": 0.93}}
+    # `mu-bench tune`: the weight of the two losses around the cliff above, and the rate.
+    search_space: ClassVar[dict[str, str]] = {"beta": "float:0.85:0.99", "lr": "log:0.003:0.03"}
 
     beta: float = Field(0.9999, ge=0, le=1)
     epochs: int = Field(5, ge=1)

@@ -9,6 +9,9 @@ import pytest
 from mu_bench.evaluation.metrics.forget_quality import (
     DELTA,
     EPSILON_CAP,
+    N_LEFT,
+    _first_above_rows,
+    _row_linspace,
     double_thresholds,
     epsilons,
     example_epsilon,
@@ -102,6 +105,22 @@ def test_threshold_grid_is_the_reference_grid_bit_for_bit():
     np.testing.assert_array_equal(right, expected_right)
     for row, tr in zip(left, expected_right, strict=True):
         np.testing.assert_array_equal(row, np.linspace(tr - width - 2.0, tr - width + 2.0, num=400))
+
+
+def test_counts_read_off_the_rows_equal_a_search_in_the_built_rows():
+    """The double thresholds' counts, computed without building the (R, 400) rows, equal
+    `searchsorted` in the rows themselves, for samples that sit exactly on thresholds
+    (every row's), on each row's ends, and outside every row."""
+    rng = np.random.default_rng(7)
+    start = np.sort(rng.normal(size=300)) * 3
+    stop = start + 4.0 + rng.normal(scale=1e-12, size=300)  # (stop - start) varies in its last bits
+    rows = _row_linspace(start, stop, N_LEFT)
+    on = rows[rng.integers(0, 300, 40), rng.integers(0, N_LEFT, 40)]
+    near = np.nextafter(on, np.inf), np.nextafter(on, -np.inf)
+    ends = np.concatenate([start[:5], stop[:5], [start.min() - 1, stop.max() + 1]])
+    samples = np.concatenate([on, *near, ends, rng.normal(size=60) * 4])
+    expected = np.stack([np.searchsorted(row, samples, side="right") for row in rows])
+    np.testing.assert_array_equal(_first_above_rows(start, stop, N_LEFT, samples), expected)
 
 
 def test_score_multiplies_the_utility_ratios_uncapped():

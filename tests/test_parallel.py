@@ -201,7 +201,7 @@ def test_a_fork_servers_messages_sent_together_are_all_seen_at_once():
     server.proc = subprocess.Popen(
         [sys.executable, "-c", talk], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    server._buffer = b""
+    server._buffer, server._held = b"", []
     try:
         assert server._line() == {"ready": 1}
         assert server._line() == {"pid": 7}
@@ -213,3 +213,44 @@ def test_a_fork_servers_messages_sent_together_are_all_seen_at_once():
     finally:
         server.proc.kill()
         server.proc.wait()
+
+
+def _fake_server(talk: str):
+    """A `ForkServer` over a stand-in process that prints `talk` (its messages) once."""
+    import subprocess
+    import sys
+
+    from mu_bench.isolation.launch import ForkServer, ServerView
+
+    server = object.__new__(ForkServer)
+    script = f"import sys, time; sys.stdout.write({talk!r}); sys.stdout.flush(); time.sleep(30)"
+    server.proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    server._buffer, server._held, server._ready = b"", [], True
+    server.view = ServerView(True)
+    server.host_pid = server.proc.pid  # it has no children: the pid lookup finds nothing
+    return server
+
+
+def test_a_worker_that_ended_before_its_pid_was_looked_up_is_not_a_crash(tmp_path):
+    """Under load a fast worker can end (and be reaped) before the harness looks up its
+    host pid: its exit code, already sent, says how it ended (it was `crashed: the
+    forked worker's pid was not found`); without an exit code it stays a crash."""
+    from mu_bench.isolation.launch import ServerDied
+
+    ended = '{"pid": 7}\n{"pid": 7, "started": true}\n{"pid": 7, "code": 0}\n'
+    server = _fake_server(ended)
+    try:
+        assert server.fork(tmp_path, {}) is None
+        assert server.event(5) == {"pid": 7, "started": True}
+        assert server.event(5) == {"pid": 7, "code": 0}
+        assert server.event(0.2) is None
+    finally:
+        server.close()
+    server = _fake_server('{"pid": 7}\n{"pid": 7, "started": true}\n')
+    try:
+        with pytest.raises(ServerDied, match="pid was not found"):
+            server.fork(tmp_path, {})
+    finally:
+        server.close()

@@ -299,6 +299,7 @@ class ForkServer:
         self.host_pid = self.proc.pid  # the python server's pid as the harness sees it
         self._ready = False
         self._buffer = b""
+        self._held: list[dict] = []  # events read ahead by `fork`, for `event`
 
     @property
     def alive(self) -> bool:
@@ -345,8 +346,9 @@ class ForkServer:
             self.pids = frozenset(chain)
         self._ready = True
 
-    def fork(self, folder: Path, env: dict[str, str], sandbox: dict | None = None) -> int:
-        """Fork a worker for `folder`; returns its pid as the harness sees it."""
+    def fork(self, folder: Path, env: dict[str, str], sandbox: dict | None = None) -> int | None:
+        """Fork a worker for `folder`; returns its pid as the harness sees it (None when
+        it had already ended by the time the harness looked for it)."""
         self.await_ready()
         request = {"folder": str(folder), "env": env, "sys_path": list(sys.path)}
         if sandbox is not None:
@@ -357,13 +359,29 @@ class ForkServer:
         if not self.view.bwrap:
             return ns_pid
         pid = _child_host_pid(self.host_pid, ns_pid)
-        if pid is None:
+        if pid is None and not self._ended_already():
             raise ServerDied("the forked worker's pid was not found")
         return pid
+
+    def _ended_already(self, timeout: float = 2.0) -> bool:
+        """Whether the worker just forked has ended (its exit code is on the pipe): a
+        child the pid lookup cannot find, even as a zombie, was reaped by the server, which
+        then sends its code. A fast worker on a loaded machine can end before the lookup
+        (eight submits at once ended a seed `crashed: pid not found` that way). The
+        events read meanwhile are held for `event`."""
+        deadline = time.monotonic() + timeout
+        while not any("code" in e for e in self._held):
+            event = self._line(max(0.0, deadline - time.monotonic()))
+            if event is None:
+                return False
+            self._held.append(event)
+        return True
 
     def event(self, timeout: float | None) -> dict | None:
         """The running worker's next event (`{"started": true}` or `{"code": C}`), or
         None when none came within `timeout` seconds."""
+        if self._held:
+            return self._held.pop(0)
         return self._line(timeout)
 
     def close(self) -> None:

@@ -74,9 +74,12 @@ def _tail(path: Path, limit: int = 4000) -> str:
             return ""
 
 
-def _kill_group(pid: int, sig: int) -> None:
+def _kill_group(pid: int | None, sig: int) -> None:
     """Signal the worker's process group (it leads its own session), and the worker itself
-    in case it has not yet become a session leader."""
+    in case it has not yet become a session leader; None: it had ended before its pid was
+    known (what it left is swept by its token)."""
+    if pid is None:
+        return
     for kill in (os.killpg, os.kill):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(pid, sig)

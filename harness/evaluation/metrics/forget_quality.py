@@ -30,7 +30,9 @@ a rule's two error counts are read off with binary searches (`searchsorted`: sam
 below l, at most r), vectorised over all rules of an example. Along a row of left
 thresholds the counts change only where a threshold passes a sample, so only the
 first threshold above each sample (and the first of the row) needs its counts: 2N + 1
-rules stand in for the row's 400 when fewer. A rule's epsilon depends only on its two
+rules stand in for the row's 400 when fewer; that index is computed from the row's
+start and step (`_first_above_rows`, exact, with no (rows, 400) array built: 1.6x
+faster for N = 8 than searching built rows). A rule's epsilon depends only on its two
 error counts, so the epsilons of all (N + 1)^2 count pairs are computed once and looked
 up. The thresholds are built exactly as the reference builds them, and the results
 equal a literal brute-force transcription of the reference (tests/reference_metrics.py;
@@ -74,6 +76,7 @@ THRESHOLDS_PER_UNIT = 100
 BUFFER = 2.0  # the double-threshold family's search window around r - width
 PEAKY_RATIO = 0.01  # narrower range below this share of the wider one: epsilon = cap
 BIN_WIDTH = 0.5
+N_LEFT = int(np.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT))  # left thresholds per right one: 400
 
 
 @dataclass(frozen=True)
@@ -97,12 +100,20 @@ def single_thresholds(pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
 def double_thresholds(peaky: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
     """(left (R, 400), right (R,)): right thresholds over [min + width - 2, max + 2] of the
     peakier sample, 100 per unit; for each, 400 left thresholds over r - width +- 2."""
+    start, stop, right = _double_threshold_rows(peaky, width)
+    return _row_linspace(start, stop, N_LEFT), right
+
+
+def _double_threshold_rows(
+    peaky: np.ndarray, width: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The double-threshold grid without its (R, 400) left rows: their starts and stops
+    (each row is `np.linspace(start, stop, 400)`), and the right thresholds."""
     lo = peaky.min() + width - BUFFER
     hi = peaky.max() + BUFFER
     right = np.linspace(lo, hi, num=int(np.ceil((hi - lo) * THRESHOLDS_PER_UNIT)))
-    n_left = int(np.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT))
     base = right - width
-    return _row_linspace(base - BUFFER, base + BUFFER, n_left), right
+    return base - BUFFER, base + BUFFER, right
 
 
 def _row_linspace(start: np.ndarray, stop: np.ndarray, num: int) -> np.ndarray:
@@ -142,10 +153,18 @@ def _counts_below(
     counts along a row is seen at j = 0 or at the first threshold above some sample:
     those 1 + sum(N) indices stand in for all L thresholds when fewer (the max of the
     epsilons over them is the max over every rule)."""
-    r, n_thr = thresholds.shape
+    pooled = torch.from_numpy(np.concatenate(samples)).expand(thresholds.shape[0], -1)
     # first[i, c]: index of the first threshold of row i above sample c (c < t[j] iff j >= it)
-    pooled = torch.from_numpy(np.concatenate(samples)).expand(r, -1).contiguous()
-    first = torch.searchsorted(thresholds, pooled, right=True)
+    first = torch.searchsorted(thresholds, pooled.contiguous(), right=True)
+    return _candidates(first, thresholds.shape[1], samples)
+
+
+def _candidates(
+    first: torch.Tensor, n_thr: int, samples: tuple[np.ndarray, ...]
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`_counts_below` from `first` (R, sum(N)): each row's index of its first threshold
+    above each pooled sample."""
+    r = first.shape[0]
     if 1 + first.shape[1] < n_thr:
         cand = torch.cat([torch.zeros(r, 1, dtype=torch.int64), first], dim=1)
         cand = cand.clamp_(max=n_thr - 1)
@@ -154,6 +173,32 @@ def _counts_below(
     ends = np.cumsum([0, *(len(x) for x in samples)])
     per_set = [first[:, a:b].contiguous() for a, b in zip(ends[:-1], ends[1:], strict=True)]
     return cand, [torch.searchsorted(f, cand, right=True) for f in per_set]
+
+
+def _first_above_rows(
+    start: np.ndarray, stop: np.ndarray, num: int, pooled: np.ndarray
+) -> np.ndarray:
+    """(R, S): for row i of `_row_linspace(start, stop, num)` and sample c, how many of the
+    row's thresholds are <= pooled[c] (what `searchsorted(row, c, right=True)` returns),
+    without building the (R, num) rows. Threshold j < num - 1 is j * step + start, computed
+    with the same float64 operations as `_row_linspace` (hence bit for bit the same
+    values, non-decreasing in j); the last is `stop`. The count is estimated by division,
+    then corrected against those exact values until it is right."""
+    step = ((stop - start) / (num - 1))[:, None]
+    lo, s = start[:, None], pooled[None, :]
+    last = num - 2  # the last threshold built as j * step + start
+
+    def value(j: np.ndarray) -> np.ndarray:
+        return j.astype(np.float64) * step + lo
+
+    count = np.clip(np.floor((s - lo) / step) + 1, 0, last + 1).astype(np.int64)
+    while True:  # count = the first j <= last with value(j) > s (last + 1 when none)
+        up = (count <= last) & (value(np.minimum(count, last)) <= s)
+        down = (count > 0) & (value(np.maximum(count - 1, 0)) > s)
+        if not (up.any() or down.any()):
+            break
+        count += up.astype(np.int64) - down.astype(np.int64)
+    return np.where(stop[:, None] <= s, num, count)
 
 
 def example_epsilon(pos: np.ndarray, neg: np.ndarray, delta: float = DELTA) -> float:
@@ -174,8 +219,9 @@ def example_epsilon(pos: np.ndarray, neg: np.ndarray, delta: float = DELTA) -> f
     # Double thresholds: the peakier sample (the narrower range; on a tie, `neg`) is the
     # positive one, predicted inside [l, r]: in = (<= r) - (< l), never below 0.
     peaky, wide = (sn, sp) if pos_diff >= neg_diff else (sp, sn)
-    left, right = double_thresholds(peaky, smallest)
-    _, (peaky_below, wide_below) = _counts_below(torch.from_numpy(left), (peaky, wide))
+    left_start, left_stop, right = _double_threshold_rows(peaky, smallest)
+    first = _first_above_rows(left_start, left_stop, N_LEFT, np.concatenate([peaky, wide]))
+    _, (peaky_below, wide_below) = _candidates(torch.from_numpy(first), N_LEFT, (peaky, wide))
     peaky_upto = torch.from_numpy(np.searchsorted(peaky, right, side="right"))[:, None]
     wide_upto = torch.from_numpy(np.searchsorted(wide, right, side="right"))[:, None]
     false_pos = (wide_upto - wide_below).clamp_(min=0)
