@@ -54,11 +54,12 @@ def class3(shared_cache, tmp_path_factory):
         return {m: run(plan(m, "digits-class3", seeds=2), "cpu").report for m in BASELINES}
 
 
-# Presets picked by hand on digits-class3 before it held out a validation set (issue 15);
-# on the scenario as it is now they leave digit 3 partly remembered in a seed (measured:
-# forget acc 0.25, 0.19 and 0.42 over 2 seeds). Strict: the mark fails once a fairly tuned
-# preset (`mu-bench tune`) makes them forget again, and is then removed.
-STALE_PRESETS = {"neggrad-plus", "boundary-shrink", "cf-k"}
+# Presets picked by hand on digits-class3 before it held out a validation set (issue 15),
+# which on the scenario as it is now leave digit 3 partly remembered in a seed; strict:
+# the mark fails once a fairly tuned preset (`mu-bench tune`) makes them forget again.
+# neggrad-plus, boundary-shrink and cf-k were such (forget acc 0.25, 0.19 and 0.42 over 2
+# seeds) until their presets were fairly tuned.
+STALE_PRESETS: set[str] = set()
 
 
 @pytest.mark.slow

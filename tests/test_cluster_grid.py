@@ -169,3 +169,49 @@ def test_a_job_whose_worker_dies_twice_is_recorded_crashed_once(mlflow_postgres,
     assert len(mine) == 2 and mine[f"tags.{store.KEY_TAG}"].nunique() == 2  # once each
     crashed = store.client(uri).get_run(cells["probe-sleep seconds=8"]["run_id"])
     assert crashed.data.tags["mu_bench.status"] == "crashed"
+
+
+def _input_holders(cluster) -> set[int] | None:
+    """The workers (by index) holding the scattered inputs (`bytes-` keys), once Dask's
+    active memory manager has left a single copy of each; None before that."""
+    with cluster.client() as c:
+        names = {addr: w["name"] for addr, w in c.scheduler_info()["workers"].items()}
+        holders = {k: v for k, v in c.who_has().items() if str(k).startswith("bytes-")}
+    if not holders or any(len(v) != 1 for v in holders.values()):
+        return None
+    return {cluster.names.index(names[addr]) for addrs in holders.values() for addr in addrs}
+
+
+def test_a_job_whose_inputs_died_with_their_worker_runs_again(mlflow_postgres, tmp_path):
+    """A worker dies holding the only copy of a running job's scattered inputs (Dask keeps
+    one copy of data no waiting task needs, broadcast or not): the task is cancelled for
+    lost data, and the job must be scattered again and retried, not recorded crashed
+    (the grid once ended `crashed 0/1` after one death, the resubmission cancelled too)."""
+    uri = mlflow_postgres.url
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID_TWICE)
+    plugins = plugin_path("gridprobe")
+    env = {"PYTHONPATH": plugins, "MU_BENCH_CACHE": str(tmp_path / "worker-cache")}
+    with dask_cluster(tmp_path / "dask", workers=3, env=env) as cluster:
+        proc = _grid_on(cluster, grid, uri, plugins)
+        try:
+            running = _wait_for_sleeper(cluster, proc, set())
+            deadline = time.monotonic() + 30
+            while (holders := _input_holders(cluster)) is None:
+                assert time.monotonic() < deadline, "the inputs kept more than one copy"
+                time.sleep(0.2)
+            doomed = holders | {running}
+            assert len(doomed) < len(cluster.workers), "no worker would be left"
+            for i in sorted(doomed):
+                _kill_machine(cluster, i)
+            out, err = proc.communicate(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 0, err[-3000:]
+    cells = {c["method"]: c for c in json.loads(out)["cells"]}
+    assert {m: (c["state"], c["status"], c["seeds"]) for m, c in cells.items()} == {
+        "noop": ("recorded", "ok", "1/1"),
+        "probe-sleep seconds=8": ("recorded", "ok", "1/1"),
+    }, err[-3000:]

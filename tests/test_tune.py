@@ -200,7 +200,7 @@ def test_builtin_fair_presets_match_their_provenance():
     from mu_bench import registry
 
     found = 0
-    for name in ("finetune", "gradient-ascent"):
+    for name in ("finetune", "gradient-ascent", "neggrad-plus", "boundary-shrink", "cf-k"):
         cls = registry.get(name).load()
         for key, source in cls.preset_sources.items():
             doc = presets.load_builtin(source)
@@ -214,7 +214,7 @@ def test_builtin_fair_presets_match_their_provenance():
             sub = plan(name, scenario.name)
             assert sub.params_source == "fair-tuning" and sub.provenance == prov
             found += 1
-    assert found >= 2
+    assert found == 9
 
 
 # ---------------------------------------------------------------------- bad input

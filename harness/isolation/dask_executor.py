@@ -22,8 +22,9 @@ never disagree about a scenario.
 attempt, never the job: the scheduler reruns the task elsewhere, and a task that has
 already been started twice (a counter per job on the scheduler, a Dask `Variable`)
 returns `crashed` instead of running a third time; a task the scheduler gives up on
-(`KilledWorker`, with a stricter `allowed-failures`) is resubmitted until it has had
-its two attempts. Each job yields exactly one outcome.
+(`KilledWorker`, with a stricter `allowed-failures`), or cancels because a scattered
+input's only copy died with a worker (scattered again first), is resubmitted until it
+has had its two attempts. Each job yields exactly one outcome.
 
 Threads: each job gets the Dask machine's `threads_per_job` (as locally: one per job on
 a CPU, or `$MU_BENCH_THREADS` on the worker); start each `dask worker` with as many
@@ -65,6 +66,7 @@ log = logging.getLogger("mu_bench")
 
 SCHEME = "dask://"
 ATTEMPTS = 2  # a job runs at most twice: once, and once more elsewhere if its worker died
+RESCATTERS = 2  # resubmissions beyond ATTEMPTS for tasks cancelled before they started
 LOG_TAIL = 64 * 1024  # bytes of each log brought back
 MAX_OUTPUT_BYTES = 4 << 30  # a job's outputs past this are not brought back (invalid)
 PROBE_KIND = "probes"
@@ -183,6 +185,16 @@ def _attempt_counter(name: str):
     from distributed import Variable, get_client
 
     return Variable(name, client=get_client())
+
+
+def _started(client, counter: str) -> int:
+    """How many times the job's task has started (its attempt counter)."""
+    from distributed import Variable
+
+    try:
+        return int(Variable(counter, client=client).get(timeout=30))
+    except Exception:  # the scheduler cannot say: count it as used up
+        return ATTEMPTS
 
 
 def run_remote(job_doc: dict[str, Any], inputs: dict[str, dict], counter: str) -> dict:
@@ -375,11 +387,23 @@ class DaskExecutor:
                 try:
                     payload = future.result()
                 except (KilledWorker, FutureCancelledError) as exc:
-                    if submitted[job.key] < ATTEMPTS:
-                        log.info("%s: %s; resubmitting it", job.key, type(exc).__name__)
+                    # Judged by the attempts that started (the counter), not by our own
+                    # submissions: a task whose scattered input died with the worker
+                    # holding its only copy is cancelled, whether or not it had started.
+                    started = _started(self.client, counters[job.key])
+                    if started < ATTEMPTS and submitted[job.key] < ATTEMPTS + RESCATTERS:
+                        again = carrier.refresh()
+                        log.info(
+                            "%s: %s after %d attempt(s), %d input(s) scattered again; "
+                            "resubmitting it",
+                            job.key,
+                            type(exc).__name__,
+                            started,
+                            again,
+                        )
                         pending.add(submit(job))
                         continue
-                    payload = {"lost": ATTEMPTS, "worker": "?"}
+                    payload = {"lost": started, "worker": "?"}
                 finally:
                     future.release()
                 yield self._outcome(job, payload, work / job.key)
@@ -397,12 +421,14 @@ class DaskExecutor:
         shutil.rmtree(folder, ignore_errors=True)
         (folder / OUTPUT).mkdir(parents=True)
         if "lost" in payload:
+            started = int(payload["lost"])
+            error = (
+                f"the Dask worker running it died, on each of its {started} attempts"
+                if started >= ATTEMPTS
+                else f"the Dask cluster kept losing it or its inputs ({started} attempts began)"
+            )
             return Outcome(
-                key=job.key,
-                seed=job.request.seed,
-                status="crashed",
-                folder=folder,
-                error=f"the Dask worker running it died, on each of its {ATTEMPTS} attempts",
+                key=job.key, seed=job.request.seed, status="crashed", folder=folder, error=error
             )
         for name, data in payload["files"].items():
             (folder / name).write_bytes(data)
@@ -449,6 +475,18 @@ class _Carrier:
             data = _tar(source) if is_dir else source.read_bytes()
             self._by_sha[sha] = self.client.scatter(data, broadcast=True, hash=False)
         return Input(sha, is_dir, data=self._by_sha[sha])
+
+    def refresh(self) -> int:
+        """Forget every scattered input whose data the cluster has lost, so that the next
+        `input` scatters it again; how many. Dask's active memory manager keeps a single
+        copy of data no waiting task needs, broadcast or not, so a worker that dies can
+        take an input's only copy with it (its jobs are then cancelled)."""
+        lost = {sha for sha, future in self._by_sha.items() if future.status != "finished"}
+        for sha in lost:
+            with contextlib.suppress(Exception):
+                self._by_sha.pop(sha).release()
+        self._by_path = {k: v for k, v in self._by_path.items() if v.sha256 not in lost}
+        return len(lost)
 
     def release(self) -> None:
         for future in self._by_sha.values():
