@@ -54,6 +54,8 @@ class EUk(CFk):
     # sweep over k {1, 2} x lr {0.01, 0.03, 0.1, 0.3}, k counted from the output layer: k 1
     # (the output layer), lr 0.3 (0.002; k 2, lr 0.01: 0.031).
     presets: ClassVar[dict] = {"digits": {"k": 1, "with_head": True, "lr": 0.3}}
+    # `mu-bench tune`: the stages and rate of the earlier sweep (with `--param with_head=true`).
+    search_space: ClassVar[dict[str, str]] = {"k": "int:1:2", "lr": "log:0.01:1"}
 
     epochs: int | None = Field(None, ge=1)
 

@@ -57,6 +57,8 @@ class FisherForgetting(Method):
         "cifar10-class": {"alpha": 1e-7},  # SCRUB large_scale_unlearning.ipynb cell 51
         "digits": {"alpha": 1e-7},
     }
+    # `mu-bench tune`: the noise scale, around the earlier sweep's range.
+    search_space: ClassVar[dict[str, str]] = {"alpha": "log:1e-8:1e-5"}
 
     alpha: float = Field(1e-6, gt=0)
 

@@ -105,6 +105,8 @@ class Influence(Method):
         "cifar100-random": {"alpha": 20.0},  # sh/main_0.1_cifar100.sh line 19
         "digits": {"alpha": 20.0},
     }
+    # `mu-bench tune`: the step's scale, the earlier sweep's range.
+    search_space: ClassVar[dict[str, str]] = {"alpha": "log:5:300"}
 
     alpha: float = Field(10.0, gt=0)
     batch_size: int = Field(256, ge=1)

@@ -51,6 +51,12 @@ class L1Sparse(Method):
         "cifar100-random": {"alpha": 1e-4, "lr": 0.01, "epochs": 10},  # main_0.1_cifar100 l.31
         "digits": {"lr": 0.1, "batch_size": 32},
     }
+    # `mu-bench tune`: the rate, batch and sparsity weight of the earlier sweep.
+    search_space: ClassVar[dict[str, str]] = {
+        "lr": "log:0.01:0.3",
+        "batch_size": "choice:32,64,128,256",
+        "alpha": "log:1e-5:1e-3",
+    }
 
     alpha: float = Field(1e-4, ge=0)
     no_l1_epochs: int = Field(0, ge=0)

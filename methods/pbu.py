@@ -71,6 +71,12 @@ class PBU(Method):
     presets: ClassVar[dict] = {
         "digits": {"lr": 3e-4, "epochs": 10, "gamma": 1000.0, "stop_forget_acc": 0.2}
     }
+    # `mu-bench tune`: rate, length and the Fisher penalty (with `--param stop_forget_acc=0.2`).
+    search_space: ClassVar[dict[str, str]] = {
+        "lr": "log:1e-4:1e-3",
+        "epochs": "int:2:15",
+        "gamma": "log:100:5000",
+    }
 
     alpha: float = Field(721.0, ge=0)
     beta: float = Field(100.0, ge=0)

@@ -51,6 +51,11 @@ class RandomLabel(Method):
         # 256: 0.009). 256 is a single step per epoch on 145 forget images.
         "digits": {"batch_size": 32},
     }
+    # `mu-bench tune`: the rate and batch of the earlier sweep.
+    search_space: ClassVar[dict[str, str]] = {
+        "lr": "log:0.003:0.1",
+        "batch_size": "choice:32,64,128,256",
+    }
 
     epochs: int = Field(10, ge=1)
     lr: float = Field(0.01, gt=0)

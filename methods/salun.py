@@ -91,6 +91,11 @@ class SalUn(RandomLabel):
         "cifar100-random": {"lr": 5e-3, "epochs": 10, "mask_fraction": 0.5, "passes": "shuffled"},
         "cifar100": {"passes": "shuffled"},  # RL.py's branch for the dataset, any setting
     }
+    # `mu-bench tune`: the rate and the share of weights the mask keeps.
+    search_space: ClassVar[dict[str, str]] = {
+        "lr": "log:0.003:0.03",
+        "mask_fraction": "float:0.1:0.9",
+    }
 
     lr: float = Field(0.013, gt=0)
     mask_fraction: float = Field(0.5, gt=0, le=1)

@@ -79,6 +79,8 @@ class ScrubR(Scrub):
     # only what it reads, its presets and `unlearn` differ.
     reads: ClassVar[Reads] = "both+validation"
     presets: ClassVar[dict] = {"digits": {"lr": 1e-3}}  # scrub's digits preset (its sweep)
+    # `mu-bench tune`: as scrub's.
+    search_space: ClassVar[dict[str, str]] = {"lr": "log:2e-4:3e-3"}
 
     def unlearn(self, task: UnlearnTask) -> nn.Module:
         student = task.model

@@ -286,7 +286,25 @@ def test_retrain_is_at_the_ceiling_and_noop_far_below_on_every_set(scenario):
         assert n["metrics"]["forget_quality_norm"] <= 0.2, n
 
 
-def test_grid_refuses_a_family_before_any_compute(run_cli, home):
-    code, _, err = run_cli("grid", "--methods", "noop", "--scenarios", "digits-class-all")
-    assert code == 2 and "grid does not run families yet" in err
+def test_a_bad_family_in_a_grid_stops_before_anything_is_written(tmp_path, run_cli, home):
+    grid = tmp_path / "grid.toml"
+    path = tiny(tmp_path, TINY.replace("draws = 3", "draws = [0, 10]"), "bad.toml")
+    grid.write_text(f'scenarios = ["{path}"]\n\n[methods]\nnoop = {{}}\n')
+    code, _, err = run_cli("grid", str(grid))
+    assert code == 2 and "the draws are 0..9" in err, err
     assert not (home / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_grid_runs_a_family_as_one_submission_and_resumes(tmp_path):
+    """A family cell: its sets prepared once, run one after another, recorded as one
+    submission, as `submit` records it; run again, the cell is already on the board."""
+    path = tiny(tmp_path, TINY.replace("draws = 3", "draws = [0, 2]"))
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'scenarios = ["{path}"]\n\n[methods]\nnoop = {{}}\n')
+    doc = cli_json("grid", str(grid), "--no-figures")
+    (cell,) = doc["cells"]
+    assert (cell["state"], cell["status"], cell["seeds"]) == ("recorded", "ok", "4/4")
+    assert cell["metrics"]["family_sets"] == 2
+    again = cli_json("grid", str(grid), "--no-figures")
+    assert [(c["state"], c["run_id"]) for c in again["cells"]] == [("on the board", cell["run_id"])]

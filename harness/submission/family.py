@@ -64,6 +64,7 @@ from .prepare import Artifacts, TrainedModel, prepare
 
 if TYPE_CHECKING:
     from ..isolation.executor import Executor
+    from ..isolation.protocol import Outcome
     from ..scenario import Scenario
     from .plan import Submission
     from .report import Report
@@ -171,6 +172,7 @@ def run_family(
     keep_work: bool = False,
     grace: float = 2.0,
     timings: dict[str, float] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> FamilyResult:
     """Run the planned submission `sub` on each member of its scenario's family (preparing
     them unless `prepared` is given), one member after another, and combine the reports."""
@@ -186,7 +188,9 @@ def run_family(
         # As `pipeline.work_folder` (which imports this module): a fresh scratch folder.
         work = work_root() / f"{p.scenario.name}-{sub.entry.name}-{uuid.uuid4().hex[:8]}"
         try:
-            execution = execute(sub_k, p.art, device, work, executor, grace=grace)
+            execution = execute(
+                sub_k, p.art, device, work, executor, grace=grace, on_outcome=on_outcome
+            )
             evaluation = evaluate(sub_k, p.art, execution, device, {"prepare_seconds": p.seconds})
         finally:
             if not keep_work:

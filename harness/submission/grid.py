@@ -16,7 +16,9 @@ a pool or a cluster stays busy across cells; as the last seed of a cell comes ba
 process evaluates it, draws its figures and records it (it is the only writer to the
 store) while the executor carries on with the rest. A cell on a scenario with a
 `[stream]` runs after the batch (`stream.run_stream`: its requests one after another,
-each request's seeds through the same executor).
+each request's seeds through the same executor), and so does a cell on a scenario with
+a `[family]` of forget sets (`family.run_family`: each set prepared once for every cell
+of it, its sets one after another, one submission for the family).
 
 Concurrent grids: two grids started at once on the same cells may both run a cell; the
 grid checks the board again just before recording and does not record a cell that
@@ -207,12 +209,10 @@ def plan_grid(spec: GridSpec, device: str, *, require_sandbox: bool = False) -> 
 
     scenarios = {name: load(name) for name in dict.fromkeys(spec.scenarios)}
     for scenario in scenarios.values():
-        if scenario.family is not None:  # not composed into a grid's batch yet
-            raise UsageError(
-                f"scenario '{scenario.name}' is a family of forget sets ([family]): grid "
-                "does not run families yet; run `mu-bench submit METHOD -s "
-                f"{scenario.name}` for each method"
-            )
+        if scenario.family is not None:  # its draws fit its dataset
+            from .family import check_family
+
+            check_family(scenario)
         if scenario.stream is not None:  # its requests fit its forget set
             from .stream import check_requests
 
@@ -261,6 +261,7 @@ def run_grid(
     from ..isolation.executor import for_prepare
     from ..paths import work_root
     from .execute import start
+    from .family import Prepared, prepare_family, run_family
     from .prepare import prepare
     from .stream import StreamArtifacts, prepare_stream, run_stream
 
@@ -283,6 +284,7 @@ def run_grid(
     try:
         arts: dict[str, Artifacts] = {}
         streams: dict[str, StreamArtifacts] = {}
+        families: dict[str, tuple[Prepared, ...]] = {}
         prepared: dict[str, float] = {}
         for cell in todo:
             if cell.scenario not in arts:
@@ -293,6 +295,11 @@ def run_grid(
                         cell.sub.scenario, device, executor=for_prepare(executor)
                     )
                     arts[cell.scenario] = streams[cell.scenario].base
+                elif cell.sub.scenario.family is not None:
+                    families[cell.scenario] = prepare_family(
+                        cell.sub.scenario, device, executor=for_prepare(executor)
+                    )
+                    arts[cell.scenario] = families[cell.scenario][0].art
                 else:
                     arts[cell.scenario] = prepare(
                         cell.sub.scenario, device, executor=for_prepare(executor)
@@ -301,7 +308,7 @@ def run_grid(
         pending: dict[str, Pending] = {}
         jobs = []
         for cell in todo:
-            if cell.scenario in streams:
+            if cell.scenario in streams or cell.scenario in families:
                 continue
             watch.phase(f"{cell.scenario}: {cell.label}: inputs and training stage")
             p = start(
@@ -351,6 +358,22 @@ def run_grid(
                 )
                 _record(cell, result.evaluation, result.art, uri, figures)
                 watch.cell_done(cell)
+            elif cell.scenario in families:
+                sets = families[cell.scenario]
+                watch.phase(f"{cell.scenario}: {cell.label}: {len(sets)} forget sets")
+                family = run_family(
+                    cell.sub,
+                    device,
+                    prepared=sets,
+                    executor=executor,
+                    keep_work=keep_work,
+                    timings={"prepare_seconds": prepared[cell.scenario]},
+                    on_outcome=lambda o, cell=cell: watch.seed_done(cell, o),
+                )
+                # The figures are the first set's, as `submit` draws them.
+                _record(cell, family.members[0].evaluation, family.art, uri, figures,
+                        report=family.evaluation.report)  # fmt: skip
+                watch.cell_done(cell)
     finally:
         if not keep_work:
             shutil.rmtree(root, ignore_errors=True)
@@ -375,15 +398,28 @@ def _finish(
 
 
 def _requests(sub: Submission) -> int:
-    """Jobs per seed: a stream's requests, else one."""
+    """Jobs per seed: a stream's requests, a family's sets, else one."""
+    if sub.scenario.family is not None:
+        from .family import members
+
+        return len(members(sub.scenario))
     stream = sub.scenario.stream
     return 1 if stream is None else stream.requests
 
 
-def _record(cell: Cell, evaluation: Evaluation, art: Artifacts, uri: str, figures: bool) -> None:
-    """Draw a cell's figures and record it, unless it landed on the board meanwhile."""
+def _record(
+    cell: Cell,
+    evaluation: Evaluation,
+    art: Artifacts,
+    uri: str,
+    figures: bool,
+    report: Report | None = None,
+) -> None:
+    """Draw a cell's figures (from `evaluation`) and record its report (`report`, else
+    the evaluation's), unless it landed on the board meanwhile."""
     from mu_bench.leaderboard import store
 
+    report = report or evaluation.report
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         drawn = {}
         if figures:
@@ -392,9 +428,9 @@ def _record(cell: Cell, evaluation: Evaluation, art: Artifacts, uri: str, figure
             drawn = submission_figures(Path(tmp), evaluation, art)
         landed = store.find_submission(uri, cell.scenario, cell.key)
         if landed is not None:
-            cell.state, cell.run_id, cell.report = "landed meanwhile", landed, evaluation.report
+            cell.state, cell.run_id, cell.report = "landed meanwhile", landed, report
             return
-        report = store.record(evaluation.report, uri, figures=drawn, key=cell.key)
+        report = store.record(report, uri, figures=drawn, key=cell.key)
     cell.state, cell.run_id, cell.report = "recorded", report.run_id, report
 
 
