@@ -308,3 +308,28 @@ def test_a_grid_runs_a_family_as_one_submission_and_resumes(tmp_path):
     assert cell["metrics"]["family_sets"] == 2
     again = cli_json("grid", str(grid), "--no-figures")
     assert [(c["state"], c["run_id"]) for c in again["cells"]] == [("on the board", cell["run_id"])]
+
+
+def test_each_member_tells_its_methods_its_own_classes():
+    """A method that reads `task.forget_classes` (fisher-forgetting zeroes those output
+    rows) is told the classes of the set it runs on: for draw k the drawn class, not the
+    scenario's listed one (every draw was told class 3, so fisher-forgetting, tuned on
+    draw 1's class 4, forgot nothing: avg_gap 0.55 whatever its alpha)."""
+    from types import SimpleNamespace
+
+    from mu_bench.isolation.protocol import Limits
+    from mu_bench.models.spec import ModelSpec
+    from mu_bench.submission.execute import seed_job
+    from mu_bench.submission.family import member
+    from mu_bench.submission.plan import plan
+
+    scenario = load("digits-class3")
+    art = SimpleNamespace(
+        data=SimpleNamespace(num_classes=10), spec=ModelSpec("mlp", num_classes=10)
+    )
+    told = {}
+    for draw in (0, 1, 6):
+        sub = plan("noop", member(scenario, draw), seeds=2)
+        job = seed_job(sub, art, 0, Limits(budget=1.0), "cpu", {})
+        told[draw] = job.request.forget_classes
+    assert told == {0: (3,), 1: (4,), 6: (9,)}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..data.forget import drawn_classes
 from ..evaluation.inference import returned_weights, weights_cap
 from ..isolation.executor import Executor, SerialExecutor
 from ..isolation.launch import prestart
@@ -132,7 +133,11 @@ def seed_job(
         model_spec=art.spec.to_dict(),
         recipe=sub.scenario.train.model_dump(mode="json"),
         inputs=names,
-        forget_classes=tuple(forget.classes) if forget.rule == "class" else None,
+        # The classes of this forget draw (a tuning set's or a family member's), not the
+        # scenario's listed ones, which only draw 0 forgets.
+        forget_classes=(
+            drawn_classes(forget, art.data.num_classes) if forget.rule == "class" else None
+        ),
         initial_seed=init_seed(sub.scenario, "original", 0),  # for task.initial_model()
         start_spec=out_spec.to_dict() if other_start and out_spec is not None else None,
     )
