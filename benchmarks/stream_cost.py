@@ -16,6 +16,17 @@ its one-off training stage (`train s`) and the test accuracy sharding costs it.
 
 A method is `name` or `name:field=value;field=value`. The stream's gold models (8 per
 request) are trained once and cached (about 1.2 s each here).
+
+SISA's saving is the share of shards a request leaves alone: a request of m random
+examples touches about S (1 - (1 - 1/S)^m) of its S shards. Measured (2 Dec, 8 seeds,
+load about 2; `--methods retrain,sisa,sisa:shards=20`), cumulative unlearn() time against
+retrain's in the same run:
+
+    digits-stream10 (10 requests of 13):            sisa 0.99 (4.8 of 5 shards a
+                                                    request), shards=20 0.55 (9.8 of 20)
+    digits-stream-single.toml (10 requests of 1,    sisa 0.28, shards=20 0.14 (1 shard a
+      in this folder: SISA's regime)                request), at 3.9 and 8.7 points of
+                                                    test accuracy below retrain's
 """
 
 from __future__ import annotations

@@ -200,8 +200,9 @@ def test_builtin_fair_presets_match_their_provenance():
     from mu_bench import registry
 
     found = 0
-    for name in ("finetune", "gradient-ascent", "neggrad-plus", "boundary-shrink", "cf-k"):
-        cls = registry.get(name).load()
+    builtins = [e for e in registry.discover().values() if e.value.startswith("mu_bench.methods.")]
+    for entry in builtins:
+        name, cls = entry.name, entry.load()
         for key, source in cls.preset_sources.items():
             doc = presets.load_builtin(source)
             prov = doc["provenance"]
@@ -214,7 +215,12 @@ def test_builtin_fair_presets_match_their_provenance():
             sub = plan(name, scenario.name)
             assert sub.params_source == "fair-tuning" and sub.provenance == prov
             found += 1
-    assert found == 9
+    # Every built-in with a digits preset has one fair-tuned preset per digits scenario of
+    # its scope: no hand-picked digits preset is left.
+    assert found == 26
+    for entry in builtins:
+        hand_picked = [k for k in entry.load().presets if k.startswith("digits")]
+        assert set(hand_picked) <= set(entry.load().preset_sources), (entry.name, hand_picked)
 
 
 # ---------------------------------------------------------------------- bad input
