@@ -67,9 +67,12 @@ def test_published_settings_reach_the_methods():
     assert plan("scrub", "cifar10-class").params["alpha"] == 0.001
     salun = plan("salun", "cifar100-random10").params
     assert (salun["lr"], salun["passes"]) == (5e-3, "shuffled")
-    # Digits presets keep their dataset key and values (fair-tuned ones their setting key).
+    # Digits presets are fair-tuned, one per setting (dataset and forget rule).
+    cf_k = registry.get("cf-k").load()
     digits = plan("cf-k", "digits-class3")
-    assert digits.preset == "digits" and (digits.params["lr"], digits.params["epochs"]) == (0.5, 30)
+    tuned = cf_k.presets["digits-class"]
+    assert digits.preset == "digits-class"
+    assert {k: digits.params[k] for k in tuned} == tuned
     assert plan("gradient-ascent", "digits-random10").preset == "digits-random"
 
 

@@ -189,7 +189,9 @@ def test_the_tuned_preset_is_what_submit_runs_and_the_board_names_it(tiny, tmp_p
 def test_params_source_of_defaults_presets_and_user_values():
     assert plan("finetune", "digits-class3", use_preset=False).params_source == "defaults"
     assert plan("noop", "digits-class3").params_source == "defaults"
-    assert plan("random-label", "digits-class3").params_source == "preset"
+    assert plan("random-label", "digits-class3").params_source == "fair-tuning"
+    # a paper's published setting (no digits preset is hand-picked any more)
+    assert plan("scissorhands", "cifar100-random10-salun").params_source == "preset"
     user = plan("finetune", "digits-class3", params={"epochs": "3"}, use_preset=False)
     assert user.params_source == "user"
 
