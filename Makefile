@@ -34,14 +34,14 @@ run: install
 
 # The reference leaderboard: every built-in method on both digits scenarios, 8 seeds each
 # (the scenarios' default), in a store of its own (mu-bench-runs/reference/); writes
-# docs/leaderboard.md and the README's copy. 3 min 10 s on this 2-core CPU with the two
-# scenarios already prepared (stop 18), plus their prepare on a cold cache.
+# docs/leaderboard.md and the README's copy. 3 min 2 s on this 2-core CPU with the two
+# scenarios already prepared (stop 19), plus their prepare on a cold cache.
 leaderboard: install
 	$(BIN)/python -m mu_bench.leaderboard.reference
 
 # Two test processes (pytest-xdist), each test file in one of them (module fixtures run
-# once); they share one prepared-artifact cache (tests/conftest.py). 8 min 17 s on this
-# 2-core machine (stop 18); the slow suite, one process, about 30 minutes.
+# once); they share one prepared-artifact cache (tests/conftest.py). 6 min 21 s on this
+# 2-core machine (stop 19; 7 to 9 minutes in earlier stops); the slow suite, one process, about 30 minutes.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
