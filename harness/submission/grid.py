@@ -370,9 +370,9 @@ def run_grid(
                     timings={"prepare_seconds": prepared[cell.scenario]},
                     on_outcome=lambda o, cell=cell: watch.seed_done(cell, o),
                 )
-                # The figures are the first set's, as `submit` draws them.
-                _record(cell, family.members[0].evaluation, family.art, uri, figures,
-                        report=family.evaluation.report)  # fmt: skip
+                # Its evaluation is the first set's, with the family's report: the
+                # figures are the first set's, as `submit` draws them.
+                _record(cell, family.evaluation, family.art, uri, figures)
                 watch.cell_done(cell)
     finally:
         if not keep_work:
@@ -407,19 +407,10 @@ def _requests(sub: Submission) -> int:
     return 1 if stream is None else stream.requests
 
 
-def _record(
-    cell: Cell,
-    evaluation: Evaluation,
-    art: Artifacts,
-    uri: str,
-    figures: bool,
-    report: Report | None = None,
-) -> None:
-    """Draw a cell's figures (from `evaluation`) and record its report (`report`, else
-    the evaluation's), unless it landed on the board meanwhile."""
+def _record(cell: Cell, evaluation: Evaluation, art: Artifacts, uri: str, figures: bool) -> None:
+    """Draw a cell's figures and record it, unless it landed on the board meanwhile."""
     from mu_bench.leaderboard import store
 
-    report = report or evaluation.report
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
         drawn = {}
         if figures:
@@ -428,9 +419,9 @@ def _record(
             drawn = submission_figures(Path(tmp), evaluation, art)
         landed = store.find_submission(uri, cell.scenario, cell.key)
         if landed is not None:
-            cell.state, cell.run_id, cell.report = "landed meanwhile", landed, report
+            cell.state, cell.run_id, cell.report = "landed meanwhile", landed, evaluation.report
             return
-        report = store.record(report, uri, figures=drawn, key=cell.key)
+        report = store.record(evaluation.report, uri, figures=drawn, key=cell.key)
     cell.state, cell.run_id, cell.report = "recorded", report.run_id, report
 
 
