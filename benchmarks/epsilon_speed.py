@@ -1,4 +1,5 @@
-"""Forget quality's epsilons: mu-bench's sorted-count path against the brute force.
+"""Forget quality's epsilons: mu-bench's sorted-count path against the brute force, and
+its examples computed in batches against one example at a time.
 
 The brute force is tests/reference_metrics.py's literal transcription of the NeurIPS
 2023 challenge's metric.py: every decision rule (about 160,000 per example) compared
@@ -7,6 +8,9 @@ on the same inputs, side by side in one run: the logit-scaled confidences of the
 forget set under N holdout gold models (the "unlearned" side) and N gold models. The
 first run trains the 2N models the scenario lacks (digits: about a second each, then
 cached). Prints medians, the ratio, and checks that both give the same epsilons and F.
+`--one-at-a-time` also times `example_epsilon` called once per example (what
+`forget_quality` did before its examples were batched) against the batched `epsilons`,
+at N = `--models` and at N = 8, and checks that they agree bit for bit.
 
     .venv/bin/python benchmarks/epsilon_speed.py [--models 64] [--repeats 3]
 """
@@ -26,7 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.refere
 def main() -> None:
     import torch
 
-    from mu_bench.evaluation.metrics.forget_quality import forget_quality
+    from mu_bench.evaluation.metrics.forget_quality import (
+        epsilons,
+        example_epsilon,
+        forget_quality,
+    )
     from mu_bench.evaluation.scoring import forget_confidences
     from mu_bench.scenario import load
     from mu_bench.submission.prepare import prepare
@@ -36,6 +44,7 @@ def main() -> None:
     ap.add_argument("--scenario", default="digits-random10")
     ap.add_argument("--models", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--one-at-a-time", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     n = args.models
@@ -59,6 +68,26 @@ def main() -> None:
     print(f"  same F: {same_f}; largest epsilon difference {gap:.1e} (float32 rates)")
     if not same_f or gap > 1e-6:
         raise SystemExit("the two paths disagree")
+    if args.one_at_a_time:
+        for k in sorted({n, 8}):
+            u, g = unlearned[:k], gold[:k]
+            gold_pos = np.median(g, axis=0) > np.median(u, axis=0)
+
+            def alone(u=u, g=g, gold_pos=gold_pos) -> np.ndarray:
+                pairs = (
+                    (g[:, i], u[:, i]) if p else (u[:, i], g[:, i]) for i, p in enumerate(gold_pos)
+                )
+                return np.array([example_epsilon(a, b) for a, b in pairs])
+
+            batched_s, batched = median_seconds(lambda u=u, g=g: epsilons(u, g), args.repeats)
+            alone_s, single = median_seconds(alone, args.repeats)
+            same = np.array_equal(batched, single, equal_nan=True)
+            print(
+                f"  N = {k}: batched {batched_s:.3f} s, one example at a time {alone_s:.3f} s, "
+                f"ratio {alone_s / batched_s:.1f}x; identical: {same}"
+            )
+            if not same:
+                raise SystemExit("batched and one-at-a-time epsilons disagree")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from mu_bench.evaluation.metrics import forget_quality as fq_module
 from mu_bench.evaluation.metrics.forget_quality import (
     DELTA,
     EPSILON_CAP,
@@ -121,6 +122,33 @@ def test_counts_read_off_the_rows_equal_a_search_in_the_built_rows():
     samples = np.concatenate([on, *near, ends, rng.normal(size=60) * 4])
     expected = np.stack([np.searchsorted(row, samples, side="right") for row in rows])
     np.testing.assert_array_equal(_first_above_rows(start, stop, N_LEFT, samples), expected)
+
+
+@pytest.mark.parametrize(("n_u", "n_g"), [(8, 8), (5, 9)])
+def test_examples_computed_together_equal_each_computed_alone(monkeypatch, n_u, n_g):
+    """The batched path (several batches, both positive sides, both peakier sides, capped
+    and undefined examples mixed in) gives each example the epsilon it gets alone."""
+    monkeypatch.setattr(fq_module, "BATCH_ENTRIES", N_LEFT * (1 + n_u + n_g) * 7)  # 7 a batch
+    rng = np.random.default_rng(11)
+    s = 40
+    scale = rng.uniform(0.2, 3.0, size=s)
+    unlearned = rng.normal(size=(n_u, s)) * scale * rng.uniform(0.3, 3.0, size=s)
+    gold = rng.normal(size=(n_g, s)) * scale + rng.normal(size=s)
+    unlearned[:, 0] = 1.5  # a point mass: capped
+    unlearned[:, 1], gold[:, 1] = 2.0, 2.0  # the same point mass: undefined
+    unlearned[:, 2:6] = unlearned[:, 2:6].round(1)  # ties
+    gold_positive = np.median(gold, axis=0) > np.median(unlearned, axis=0)
+    assert 0 < gold_positive.sum() < s  # both sides positive somewhere
+    together = epsilons(unlearned, gold)
+    alone = [
+        example_epsilon(gold[:, i], unlearned[:, i])
+        if gold_positive[i]
+        else example_epsilon(unlearned[:, i], gold[:, i])
+        for i in range(2, s)
+    ]
+    assert np.isnan(together[1]) and together[0] == EPSILON_CAP
+    np.testing.assert_array_equal(together[2:], alone)
+    assert len(set(together[2:].round(6))) > 5  # distinct values: a mix-up would show
 
 
 def test_score_multiplies_the_utility_ratios_uncapped():
