@@ -25,7 +25,11 @@ least one example, within the relearnable 20%). Fine-tuning follows the scenario
 (its optimizer with momentum, Nesterov and weight decay, its batch size, label smoothing
 and augmentation) at the recipe's lr times `lr_scale`, for a fixed `steps` optimizer
 steps at a constant lr, batches drawn from `Split.batches` with a generator seeded by
-`seed` (so every model compared under one seed sees the same batches).
+`seed` (so every model compared under one seed sees the same batches). The optimizer is
+`make_optimizer`'s, stepped through torch's functional API (`_RecipeOptimizer`: torch's
+own update code and state, bit for bit the same steps): building a `torch.optim`
+optimizer imports torch._dynamo, about 1 s of CPU that `mu-bench submit` would otherwise
+pay in its own process on the way to the first report.
 Deviations, for cost: `steps` = 10 by default (half an epoch of digits' retain set at
 batch 64) instead of 10 epochs, hence the recipe's lr instead of a tenth of it and no
 decay (a tenth for a few steps barely moves a model); float32 on every device. Both
@@ -47,10 +51,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.adam import adam
+from torch.optim.sgd import sgd
 
 from ..data.split import Split
 from ..models.registry import build_model
-from ..toolkit.training import make_optimizer, predict_logits
+from ..toolkit.training import predict_logits
 
 if TYPE_CHECKING:
     from ..models.spec import ModelSpec
@@ -91,10 +97,114 @@ def _accuracy(model: torch.nn.Module, data: Split) -> float:
     return float((logits.argmax(1) == data.y.cpu()).float().mean())
 
 
+class _RecipeOptimizer:
+    """`make_optimizer(recipe, params, lr)` (torch.optim.SGD with the recipe's momentum,
+    Nesterov and weight decay, or torch.optim.Adam with its weight decay), without the
+    `torch.optim.Optimizer` object.
+
+    Why: constructing any torch.optim optimizer (its `add_param_group` is wrapped in
+    `torch._disable_dynamo`) and calling its `step` (`_use_grad_for_differentiable`)
+    import torch._dynamo, about 1.0 s of CPU with torch 2.14 that the relearning attack
+    would be the first to pay in the harness process, on `mu-bench submit`'s critical
+    path (methods pay it in their own workers, `training.warm_up`). Torch's functional
+    API (`torch.optim.sgd.sgd`, `torch.optim.adam.adam`) imports nothing.
+
+    This is not a re-implementation: `step` calls the functions the optimizers' own
+    `step` calls, with the arguments they pass (dampening 0, no maximize or amsgrad,
+    Adam's default betas and eps, foreach and fused left to torch's default resolution),
+    and keeps their per-parameter state as they do (the momentum buffer that `sgd`
+    creates on the first step; Adam's `exp_avg`, `exp_avg_sq` and a scalar `step` tensor
+    on the CPU), under `no_grad` as their `step` runs: the parameters come out bit for bit
+    the same (tests/test_relearning_optimizer.py), so the gold models' relearning
+    numbers cached at prepare time stay valid."""
+
+    def __init__(self, recipe: TrainConfig, params, lr: float):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")  # as torch.optim's
+        if recipe.optimizer == "sgd" and recipe.nesterov and recipe.momentum <= 0:
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        self.recipe, self.lr = recipe, lr
+        self.params: list[torch.Tensor] = list(params)
+        self.state: dict[torch.Tensor, dict[str, torch.Tensor]] = {}
+
+    def zero_grad(self) -> None:
+        """`Optimizer.zero_grad(set_to_none=True)`."""
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        params = [p for p in self.params if p.grad is not None]
+        grads = [p.grad for p in params]
+        if self.recipe.optimizer == "sgd":
+            self._sgd(params, grads)
+        else:
+            self._adam(params, grads)
+
+    def _sgd(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        # torch.optim.SGD.step: buffers only with momentum (`sgd` creates them on the
+        # first step, in the list); no foreach or fused given, so torch chooses.
+        momentum = self.recipe.momentum
+        buffers = [self.state.get(p, {}).get("momentum_buffer") for p in params]
+        sgd(
+            params,
+            grads,
+            buffers if momentum != 0 else [],
+            has_sparse_grad=any(g.is_sparse for g in grads),
+            foreach=None,
+            fused=None,
+            weight_decay=self.recipe.weight_decay,
+            momentum=momentum,
+            lr=self.lr,
+            dampening=0,
+            nesterov=self.recipe.nesterov,
+            maximize=False,
+        )
+        if momentum != 0:
+            for p, buf in zip(params, buffers, strict=True):
+                self.state.setdefault(p, {})["momentum_buffer"] = buf
+
+    def _adam(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+        # torch.optim.Adam._init_group's state (not capturable, not fused: the step
+        # count is a CPU scalar of the default float dtype) and the arguments of its step.
+        step_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        for p in params:
+            if p not in self.state:
+                self.state[p] = {
+                    "step": torch.tensor(0.0, dtype=step_dtype, device="cpu"),
+                    "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                    "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
+                }
+        states = [self.state[p] for p in params]
+        adam(
+            params,
+            grads,
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [],
+            [s["step"] for s in states],
+            foreach=None,
+            capturable=False,
+            differentiable=False,
+            fused=None,
+            grad_scale=None,
+            found_inf=None,
+            has_complex=any(torch.is_complex(p) for p in params),
+            decoupled_weight_decay=False,
+            amsgrad=False,
+            beta1=0.9,
+            beta2=0.999,
+            lr=self.lr,
+            weight_decay=self.recipe.weight_decay,
+            eps=1e-8,
+            maximize=False,
+        )
+
+
 def _fine_tune(
     model: torch.nn.Module, data: Split, recipe: TrainConfig, config: RelearnConfig, seed: int
 ) -> None:
-    optimizer = make_optimizer(recipe, model.parameters(), recipe.lr * config.lr_scale)
+    optimizer = _RecipeOptimizer(recipe, model.parameters(), recipe.lr * config.lr_scale)
     generator = torch.Generator().manual_seed(seed)
     batch = config.batch_size or recipe.batch_size
     model.train()
@@ -102,7 +212,7 @@ def _fine_tune(
     while done < config.steps:
         for x, y in data.batches(batch, generator=generator, augment=True):
             loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             done += 1
