@@ -134,6 +134,11 @@ def serve() -> None:
     import logging
 
     gc.disable()  # a short life: no collection is worth its time here
+    # Nothing waits on this process until "record", and then the harness is idle: on a
+    # small machine its imports and the store's opening (CPU, mostly imports) yield to
+    # the harness's start-up and the seeds instead of sharing the cores with them.
+    with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows), or refused
+        os.nice(10)
     clock = {"started": time.time()}
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever MLflow prints goes to stderr; stdout carries only replies
