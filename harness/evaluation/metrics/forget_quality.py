@@ -183,17 +183,30 @@ def _first_above_rows(
     s = pooled[None, :] if pooled.ndim == 1 else pooled
     last = num - 2  # the last threshold built as j * step + start
 
-    def value(j: np.ndarray) -> np.ndarray:
-        return j.astype(np.float64) * step + lo
+    def moves(count: np.ndarray, s: np.ndarray, step: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """+1 where the count is too low (threshold `count` <= s), -1 where too high."""
+        up = (count <= last) & (np.minimum(count, last) * step + lo <= s)
+        down = (count > 0) & (np.maximum(count - 1, 0) * step + lo > s)
+        return up.astype(np.int64) - down.astype(np.int64)
 
     count = np.clip(np.floor((s - lo) / step) + 1, 0, last + 1).astype(np.int64)
-    while True:  # count = the first j <= last with value(j) > s (last + 1 when none)
-        up = (count <= last) & (value(np.minimum(count, last)) <= s)
-        down = (count > 0) & (value(np.maximum(count - 1, 0)) > s)
-        if not (up.any() or down.any()):
-            break
-        count += up.astype(np.int64) - down.astype(np.int64)
+    # count = the first j <= last with value(j) > s (last + 1 when none): one pass over
+    # every entry, then again only where the count moved, until nothing moves
+    d = moves(count, s, step, lo)
+    rows, cols = np.nonzero(d)
+    d = d[rows, cols]
+    while len(rows):
+        count[rows, cols] += d
+        own = s[rows if s.shape[0] > 1 else 0, cols]
+        d = moves(count[rows, cols], own, step[rows, 0], lo[rows, 0])
+        keep = np.flatnonzero(d)
+        rows, cols, d = rows[keep], cols[keep], d[keep]
     return np.where(stop[:, None] <= s, num, count)
+
+
+def _look_up(table: np.ndarray, a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """`table[a, b]` for index tensors of one shape, as one take from the flat table."""
+    return table.ravel().take((a * table.shape[1] + b).numpy())
 
 
 def _segment_max(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -221,7 +234,7 @@ def _single_best(sp: np.ndarray, sn: np.ndarray, delta: float) -> np.ndarray:
         first, torch.from_numpy(lengths[has]), (sp[has], sn[has])
     )
     table = epsilon_table(sp.shape[1], sn.shape[1], delta)
-    eps = table[(sn.shape[1] - neg_below).numpy(), pos_below.numpy()]
+    eps = _look_up(table, sn.shape[1] - neg_below, pos_below)
     best[has] = eps.max(axis=1)
     return best
 
@@ -248,7 +261,7 @@ def _double_best(
     false_pos = (wide_upto - wide_below).clamp_(min=0)
     false_neg = peaky.shape[1] - (peaky_upto - peaky_below).clamp_(min=0)
     table = epsilon_table(peaky.shape[1], wide.shape[1], delta)
-    return _segment_max(table[false_pos.numpy(), false_neg.numpy()].max(axis=1), lengths)
+    return _segment_max(_look_up(table, false_pos, false_neg).max(axis=1), lengths)
 
 
 def _batch_epsilons(pos: np.ndarray, neg: np.ndarray, delta: float) -> np.ndarray:
