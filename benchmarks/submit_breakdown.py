@@ -203,9 +203,10 @@ def main() -> None:
         run(python, ["submit", "noop", "-s", args.scenario, "-n", "1"], envs[name], scratch)
     envs["this"][TIMINGS] = str(timings_file)
 
-    submit = ["submit", args.method, "-s", args.scenario, "--json"]
+    submit = ["submit", args.method, "-s", args.scenario]
     submit += ["--seeds", str(args.seeds)] if args.seeds else []
     submit += ["--jobs", str(args.jobs)] if args.jobs else []
+    submit.append("--json")
     rows, baseline, cpu, base_cpu, loads = [], [], [], [], [loadavg()]
     for _ in range(args.repeats):
         if args.baseline:

@@ -254,3 +254,50 @@ def test_a_worker_that_ended_before_its_pid_was_looked_up_is_not_a_crash(tmp_pat
             server.fork(tmp_path, {})
     finally:
         server.close()
+
+
+class _FakeServer:
+    """Stands in for a fork server in `ServerPool`'s bookkeeping (no process)."""
+
+    started = 0
+
+    def __init__(self, view=None):
+        type(self).started += 1
+        self.view = view
+        self.alive = True
+
+    def await_ready(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.alive = False
+
+
+def _pool_of_two(monkeypatch):
+    import mu_bench.isolation.launch as launch
+
+    monkeypatch.setattr(launch, "ForkServer", _FakeServer)
+    _FakeServer.started = 0
+    pool = launch.ServerPool()
+    pool.reserve(2)
+    pool.warm()
+    first = pool.acquire()
+    return pool, first
+
+
+@pytest.mark.parametrize(("held", "servers"), [(0.3, 1), (2.0, 2)])
+def test_a_second_server_starts_only_for_a_job_that_waits(monkeypatch, held, servers):
+    """Short jobs take turns on the one warm server (another's start costs seconds of
+    CPU that they would pay); a job kept waiting `GROW_AFTER` seconds gets a new one."""
+    import threading
+    import time
+
+    pool, first = _pool_of_two(monkeypatch)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire()))
+    waiter.start()
+    time.sleep(held)
+    pool.release(first)
+    waiter.join(10)
+    assert got and _FakeServer.started == servers
+    assert (got[0] is first) == (servers == 1)

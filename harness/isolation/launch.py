@@ -431,11 +431,17 @@ class ServerPool:
     """The process's warm fork servers: one per worker running at once, up to `size`.
 
     A worker takes an idle server. When none is idle and fewer than `size` exist, one
-    more starts in the background and the worker takes whichever server is free first,
-    so a short job never waits for a new server's torch import, and a pool of N long
-    jobs soon has N servers. `size` is 1 unless an executor reserves more."""
+    more starts in the background once the worker has waited `GROW_AFTER` seconds (at
+    once when there is none), and the worker takes whichever server is free first: a
+    pool of N long jobs soon has N servers, while short jobs take turns on the servers
+    there are. A server's start costs about 2.7 s of CPU (torch, torch._dynamo), which on
+    a small machine the running jobs pay: 8 digits seeds of 0.2 s took 10.5 s with a
+    second server started for `--jobs 2` and 9.3 s without (benchmarks/submit_breakdown.py
+    --jobs 1 against --jobs 2, before this rule). `size` is 1 unless an executor reserves
+    more."""
 
     MAX_FAILED_STARTS = 3
+    GROW_AFTER = 1.0
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -526,6 +532,7 @@ class ServerPool:
     def acquire(self, view: ServerView | None = None) -> ForkServer:
         """An idle, live server whose view covers `view`, now the caller's until
         `release`."""
+        asked = time.monotonic()
         with self._cond:
             self._widen(view or ServerView(False))
             while True:
@@ -536,9 +543,15 @@ class ServerPool:
                 if self._failed_starts >= self.MAX_FAILED_STARTS and not self._starting:
                     self._failed_starts = 0
                     raise ServerDied("the mu-bench fork server died")
-                if self._busy + self._starting < self.size:
+                servers = self._busy + self._starting
+                waited = time.monotonic() - asked
+                if servers < self.size and (not servers or waited >= self.GROW_AFTER):
                     self._spawn()
-                self._cond.wait()
+                    self._cond.wait()
+                elif servers < self.size:
+                    self._cond.wait(self.GROW_AFTER - waited)
+                else:
+                    self._cond.wait()
 
     def release(self, server: ForkServer) -> None:
         with self._cond:
