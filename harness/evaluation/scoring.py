@@ -40,7 +40,7 @@ SMALL_N = 8
 # Disjoint pairs of N-sets the pooled ceiling averages (evaluation.ceiling).
 CEILING_PAIRS = 20
 # At most this many disjoint gold sets score a method's F (8 at N = 8 from 64 models:
-# each once; about 0.3 s each on digits).
+# each once; about 0.04 s each on digits, on up to 4 threads: `ceiling._f_values`).
 MAX_GOLD_SETS = 8
 
 
