@@ -18,26 +18,27 @@ medians and their ratio: the two are measured side by side, under the same load.
 seconds (user + system, of the submit and every process it started, helpers included)
 are printed too: on a shared machine they vary less than the wall time.
 
-Measured (2 Dec, after merging issue 13's executors: the default is a local pool of one
-job per core, 2 here), `--repeats 3 --baseline /work/main --cache CACHE` on the project's
-2-core machine while it ran other engineers' suites (load average 23-31, so every time
-below is about 15x an idle run's; only the first repeat had ended when this was
-written): main 217.7 s, this branch 141.5 s, ratio 0.65. The branch's parts, in seconds
-(share of the wall time):
+Measured (3 Dec, `--repeats 5 --baseline TREE --cache CACHE`, TREE = 81a9af2, the
+commit before this stop's four changes: forget quality's examples batched and its gold
+sets on threads, the relearning attack without torch._dynamo, the store writer at nice
+10, a second fork server only for a job kept waiting 1 s), load 1.5-2.4 on the 2-core
+machine: this 9.80 s against 13.18 s, a ratio of 0.74 (0.71 as the median of pairs), CPU
+0.86. The same machine ran the baseline in 8.99 s alone at 02:33 and in 13.2 s side by
+side at 03:33 at a similar load average: its speed varies by 1.4x with the host, so only
+ratios measured side by side compare. This code alone right after (5 repeats, load
+1.0-1.8), in seconds and share of the wall time (9.32 s):
 
-    interpreter + CLI imports                  7.6  (5%)    imports (torch, ...), plan  50.4 (36%)
-    checks, helpers started                    0.4  (0%)    prepare (cache hit)          2.3  (2%)
-    seed 0 waits for the fork server          42.8 (30%)    method (unlearn)             8.2  (6%)
-    worker start-up                            1.9  (1%)    worker: weights saved, exit  1.5  (1%)
-    harness between workers                    9.9  (7%)    evaluation after last seed   5.7  (4%)
-    figures                                    7.4  (5%)    record (store writer)        3.4  (2%)
-    JSON out, exit                             0.0  (0%)    (parts add up to the wall time)
-    overlapped: fork server start to first fork 95.6, MLflow import in the writer 49.4,
-    scoring seeds ahead (thread) 21.1, workers' time summed 11.6
+    interpreter + CLI imports                  0.42 (5%)    imports (torch, ...), plan   3.35 (36%)
+    checks, helpers started                    0.07 (1%)    prepare (cache hit)          0.25 (3%)
+    seed 0 waits for the fork server           0.11 (1%)    method (unlearn)             1.69 (18%)
+    worker start-up                            0.64 (7%)    harness between workers      0.40 (4%)
+    evaluation after the last seed             0.85 (9%)    figures                      0.67 (7%)
+    record (store writer)                      0.52 (6%)    JSON out, exit               0.09 (1%)
+    overlapped: fork server start to first fork 3.73, MLflow import in the writer 2.48,
+    scoring seeds ahead (thread) 1.24, workers' time summed 2.41
 
-Two thirds of it is torch's import, once in the harness and once (longer) in the fork
-server seed 0 waits for: the long pole issue 10 named. The issue's target, 7 s on an idle
-machine, could not be checked in this session: the machine was never idle.
+The long pole is now the fork server's start (torch 1.6 s and torch._dynamo 1.35 s of
+imports, which every forked worker needs): plan waits for it to describe the method.
 
     .venv/bin/python benchmarks/submit_breakdown.py [--method finetune]
         [--scenario digits-random10] [--repeats 5] [--seeds N] [--jobs N]
