@@ -34,8 +34,8 @@ run: install
 
 # The reference leaderboard: every built-in method on both digits scenarios, 8 seeds each
 # (the scenarios' default), in a store of its own (mu-bench-runs/reference/); writes
-# docs/leaderboard.md and the README's copy. 3 min 2 s on this 2-core CPU with the two
-# scenarios already prepared (stop 19), plus their prepare on a cold cache.
+# docs/leaderboard.md and the README's copy. 2 min 27 s on this 2-core CPU with the two
+# scenarios already prepared (stop 20), plus their prepare on a cold cache.
 leaderboard: install
 	$(BIN)/python -m mu_bench.leaderboard.reference
 
