@@ -10,7 +10,10 @@ first run trains the 2N models the scenario lacks (digits: about a second each, 
 cached). Prints medians, the ratio, and checks that both give the same epsilons and F.
 `--one-at-a-time` also times `example_epsilon` called once per example (what
 `forget_quality` did before its examples were batched) against the batched `epsilons`,
-at N = `--models` and at N = 8, and checks that they agree bit for bit.
+at N = `--models` and at N = 8, and checks that they agree bit for bit. `--threads`
+also times a method's F against 8 disjoint gold sets at N = 8 (`pooled_forget_quality`,
+what a submission computes last) with one thread and with `ceiling.MAX_THREADS`, at
+torch's default thread count, as the harness runs it.
 
     .venv/bin/python benchmarks/epsilon_speed.py [--models 64] [--repeats 3]
 """
@@ -18,7 +21,9 @@ at N = `--models` and at N = 8, and checks that they agree bit for bit.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +50,9 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--one-at-a-time", action="store_true")
+    ap.add_argument("--threads", action="store_true")
     args = ap.parse_args()
+    harness_threads = torch.get_num_threads()  # what `mu-bench submit` runs with
     torch.set_num_threads(1)
     n = args.models
     art = prepare(load(args.scenario), "cpu", gold_seeds=n, ceiling=True, in_models=0)
@@ -88,6 +95,34 @@ def main() -> None:
             )
             if not same:
                 raise SystemExit("batched and one-at-a-time epsilons disagree")
+
+    if args.threads:
+        from mu_bench.evaluation import ceiling
+
+        torch.set_num_threads(harness_threads)
+
+        def pooled() -> float:
+            return ceiling.pooled_forget_quality(unlearned[:8], gold, sets=8).mean
+
+        threads, times = ceiling.MAX_THREADS, {1: [], ceiling.MAX_THREADS: []}
+        values = {}
+        for _ in range(args.repeats):  # alternating, so both see the same load
+            for t in times:
+                ceiling.MAX_THREADS = t
+                start = time.perf_counter()
+                values[t] = pooled()
+                times[t].append(time.perf_counter() - start)
+        ceiling.MAX_THREADS = threads
+        one_s, many_s = statistics.median(times[1]), statistics.median(times[threads])
+        pairs = statistics.median(a / b for a, b in zip(times[1], times[threads], strict=True))
+        one, many = values[1], values[threads]
+        print(
+            f"  8 gold sets at N = 8: one thread {one_s:.3f} s, up to {threads} threads "
+            f"{many_s:.3f} s, ratio {one_s / many_s:.2f}x (median of pairs {pairs:.2f}x); "
+            f"same F: {one == many}"
+        )
+        if one != many:
+            raise SystemExit("threaded and single-threaded F disagree")
 
 
 if __name__ == "__main__":

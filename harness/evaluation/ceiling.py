@@ -45,12 +45,12 @@ the draws scored on up to `MAX_THREADS` threads.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..isolation.pool import usable_cores
 from .metrics.forget_quality import forget_quality
 
 
@@ -79,14 +79,14 @@ def _summary(values: list[float], independent: int, n: int, m: int) -> PooledF:
 
 
 # Draws scored side by side, one per thread: a draw's F is vectorised NumPy and torch work
-# that mostly releases the GIL (8 draws at N = 8 on digits: about 1.5x on 2 cores).
+# that partly releases the GIL: 8 draws at N = 8 on digits, 1.1-1.2x faster on 2 cores
+# (benchmarks/epsilon_speed.py --threads --repeats 9: alternating rounds, medians).
 MAX_THREADS = 4
 
 
 def _f_values(draws: list[tuple[np.ndarray, np.ndarray]]) -> list[float]:
     """F of each (unlearned, gold) draw, in order."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = min(len(draws), cores or 1, MAX_THREADS)
+    threads = min(len(draws), usable_cores(), MAX_THREADS)
     if threads < 2:
         return [forget_quality(u, g).value for u, g in draws]
     with ThreadPoolExecutor(threads, thread_name_prefix="mu-bench-f") as pool:

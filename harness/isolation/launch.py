@@ -435,10 +435,10 @@ class ServerPool:
     once when there is none), and the worker takes whichever server is free first: a
     pool of N long jobs soon has N servers, while short jobs take turns on the servers
     there are. A server's start costs about 2.7 s of CPU (torch, torch._dynamo), which on
-    a small machine the running jobs pay: 8 digits seeds of 0.2 s took 10.5 s with a
-    second server started for `--jobs 2` and 9.3 s without (benchmarks/submit_breakdown.py
-    --jobs 1 against --jobs 2, before this rule). `size` is 1 unless an executor reserves
-    more."""
+    a small machine the running jobs pay: before this rule, a warm 8-seed digits submit
+    (seeds of 0.2 s) took 10.2-10.8 s with `--jobs 2`, which started a second server, and
+    9.3 s with `--jobs 1` (`benchmarks/submit_breakdown.py --repeats 2 --jobs N`, twice
+    each). `size` is 1 unless an executor reserves more."""
 
     MAX_FAILED_STARTS = 3
     GROW_AFTER = 1.0
@@ -543,15 +543,14 @@ class ServerPool:
                 if self._failed_starts >= self.MAX_FAILED_STARTS and not self._starting:
                     self._failed_starts = 0
                     raise ServerDied("the mu-bench fork server died")
-                servers = self._busy + self._starting
-                waited = time.monotonic() - asked
-                if servers < self.size and (not servers or waited >= self.GROW_AFTER):
-                    self._spawn()
-                    self._cond.wait()
-                elif servers < self.size:
-                    self._cond.wait(self.GROW_AFTER - waited)
-                else:
-                    self._cond.wait()
+                servers, timeout = self._busy + self._starting, None
+                if servers < self.size:
+                    waited = time.monotonic() - asked
+                    if not servers or waited >= self.GROW_AFTER:
+                        self._spawn()
+                    else:  # look again when it has waited long enough
+                        timeout = self.GROW_AFTER - waited
+                self._cond.wait(timeout)
 
     def release(self, server: ForkServer) -> None:
         with self._cond:

@@ -40,8 +40,9 @@ examples cost more than the rules themselves at N = 8. The thresholds are built 
 as the reference builds them, and the results equal a literal brute-force transcription
 of the reference (tests/reference_metrics.py). `benchmarks/epsilon_speed.py
 --one-at-a-time` times both, and one example at a time, on the digits forget set of 130
-examples: at N = 64, 0.42 s against the brute force's 6.5 s (15.7x); at N = 8, 0.037 s
-batched against 0.114 s one example at a time (3.1x; at N = 64 they are even).
+examples (two runs, 3 Dec): at N = 64, 0.35-0.42 s against the brute force's 6.5-7.2 s
+(16-20x); at N = 8, batched 2.4-3.1x faster than one example at a time (0.037-0.055 s
+against 0.11-0.13 s; at N = 64 they are even).
 
 Deviations, each without effect on F: rates are exact fractions in float64 (the
 reference averages float32 indicators; epsilons differ by < 1e-6, and a bin edge at a
@@ -314,9 +315,8 @@ def epsilons(unlearned: np.ndarray, gold: np.ndarray, delta: float = DELTA) -> n
     unlearned, gold = np.asarray(unlearned, np.float64), np.asarray(gold, np.float64)
     gold_positive = np.median(gold, axis=0) > np.median(unlearned, axis=0)
     u_lo, u_hi, g_lo, g_hi = unlearned.min(0), unlearned.max(0), gold.min(0), gold.max(0)
-    undefined = (
-        (u_lo == u_hi) & (u_hi == g_lo) & (g_lo == g_hi)
-    )  # both sides one and the same value
+    # both sides one and the same value
+    undefined = (u_lo == u_hi) & (u_hi == g_lo) & (g_lo == g_hi)
     out = np.full(unlearned.shape[1], np.nan)
     for gold_pos in (True, False):
         pos, neg = (gold, unlearned) if gold_pos else (unlearned, gold)
