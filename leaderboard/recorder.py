@@ -9,14 +9,18 @@ at once and then serves one JSON line at a time on its stdin, answering on its s
     harness -> writer  {"open": URI}      the submission is known good: open the store
                                           (SQLite: created on first use), as before
     harness -> writer  {"record": REPORT, "key": KEY}    `asdict(report)`, tracebacks
-                                          included, and figures as {"figures": {...}}
+                                          included; the harness draws the figures now
+    harness -> writer  {"figures": {NAME: PATH}}         once they are drawn
     writer -> harness  {"run_id": ID, "timings": {...}}  or  {"error": {...}}
 
 It writes nothing before "open", records at most once, and leaves when its stdin closes
 (the harness is gone, or ended without recording). The report it logs is
 `Report.from_dict(REPORT)` with the run id, so `report.json` is the document `--json`
-prints. A failure to open the store or to record reaches the harness with its type,
-message and the writer's traceback (a `MuBenchError` keeps its exit code).
+prints. Everything but the figures is logged while the harness draws them (two
+processes, two cores: the record's 0.4-0.5 s on digits no longer follows the drawing's
+0.6 s); a harness that ends before sending them leaves no record (`store.record`
+deletes it). A failure to open the store or to record reaches the harness with its
+type, message and the writer's traceback (a `MuBenchError` keeps its exit code).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class Recorder:
         )
         self.timings: dict[str, float] = {}
         self.opened = False
+        self._report: Report | None = None  # the one `begin` sent
 
     def _send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(BrokenPipeError):  # it has ended: the missing answer says how
@@ -72,15 +77,16 @@ class Recorder:
             self.proc.wait()
         self.close()
 
-    def record(
-        self, report: Report, figures: dict[str, Path] | None = None, key: str | None = None
-    ) -> Report:
-        """`store.record(report, uri, figures, key)` in the writer: the report with its
-        run id, exactly as logged."""
-        self._send(
-            {"record": asdict(report), "figures": {k: str(v) for k, v in (figures or {}).items()}}
-            | ({"key": key} if key is not None else {})
-        )
+    def begin(self, report: Report, key: str | None = None) -> None:
+        """Start `store.record(report, uri, key=key)` in the writer; `finish` hands it the
+        figures, drawn meanwhile, and returns what it recorded."""
+        self._send({"record": asdict(report)} | ({"key": key} if key is not None else {}))
+        self._report = report
+
+    def finish(self, figures: dict[str, Path] | None = None) -> Report:
+        """The figures for the record `begin` started: the report with its run id,
+        exactly as logged."""
+        self._send({"figures": {k: str(v) for k, v in (figures or {}).items()}})
         line = self.proc.stdout.readline()
         self.close()
         if not line:
@@ -93,7 +99,7 @@ class Recorder:
         if "error" in answer:
             _raise(answer["error"])
         self.timings = answer.get("timings", {})
-        return replace(report, run_id=answer["run_id"])
+        return replace(self._report, run_id=answer["run_id"])
 
     def close(self) -> None:
         """Let the writer go (it ends on its closed stdin), recording or not."""
@@ -128,6 +134,15 @@ def _describe(exc: BaseException) -> dict[str, Any]:
     }
 
 
+def _figures() -> dict[str, Path]:
+    """The figures the harness sends once drawn (`store.record` asks when the rest of the
+    record is logged)."""
+    line = sys.stdin.readline()
+    if not line:
+        raise RuntimeError("the harness ended before sending the figures")
+    return {k: Path(v) for k, v in json.loads(line)["figures"].items()}
+
+
 def serve() -> None:
     """The writer's main loop (see the module docstring)."""
     import gc
@@ -156,7 +171,7 @@ def serve() -> None:
 
     clock["imported"] = time.time()
     uri, failure = None, None
-    for line in sys.stdin:
+    while line := sys.stdin.readline():  # not the file's iterator: `_figures` reads too
         message = json.loads(line)
         if "open" in message:
             uri = message["open"]
@@ -172,15 +187,15 @@ def serve() -> None:
                     raise failure
                 if uri is None:
                     raise RuntimeError("asked to record before the store was opened")
-                figures = {k: Path(v) for k, v in message.get("figures", {}).items()}
                 report = Report.from_dict(message["record"])
-                report = store.record(report, uri, figures=figures, key=message.get("key"))
+                report = store.record(report, uri, figures=_figures, key=message.get("key"))
                 clock["recorded"] = time.time()
                 answer: dict[str, Any] = {"run_id": report.run_id, "timings": clock}
             except BaseException as exc:
                 answer = {"error": _describe(exc)}
-            replies.write(json.dumps(answer) + "\n")
-            replies.flush()
+            with contextlib.suppress(BrokenPipeError):  # the harness is gone: nobody asks
+                replies.write(json.dumps(answer) + "\n")
+                replies.flush()
             break
     sys.stderr.flush()
     os._exit(0)  # every write is committed; skip the interpreter's shutdown

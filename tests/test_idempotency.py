@@ -152,3 +152,76 @@ def test_an_experiment_created_meanwhile_by_another_process_is_used(tmp_path, mo
     monkeypatch.setattr(c, "get_experiment_by_name", not_yet_then_real)
     assert store._experiment_id(c, "http://127.0.0.1:1", "digits-random10") == made
     assert len(calls) == 2
+
+
+def test_figures_drawn_while_recording_are_logged_and_a_record_without_them_is_deleted(
+    tmp_path,
+):
+    """`record` asks for the figures (drawn meanwhile by the harness) after logging the
+    rest: they land in the run; when asking raises (the harness ended before sending
+    them), the record and its seed runs are deleted and the error raised."""
+    from mlflow.entities import ViewType
+    from PIL import Image
+
+    from mu_bench.leaderboard import ranking
+
+    uri = f"sqlite:///{tmp_path / 'board.db'}"
+    png = tmp_path / "histograms.png"
+    Image.new("RGB", (4, 4)).save(png)
+    asked = []
+
+    def drawn():
+        asked.append(store.find_submission(uri, "digits-random10", key()))
+        return {"histograms": png}
+
+    kept = store.record(report(), uri, figures=drawn, key=key()).run_id
+    assert asked == [None]  # asked before the record was complete
+    c = store.client(uri)
+    assert [f.path for f in c.list_artifacts(kept, "figures")] == ["figures/histograms.png"]
+    assert store.find_submission(uri, "digits-random10", key()) == kept
+
+    def gone():
+        raise RuntimeError("the harness ended before sending the figures")
+
+    with pytest.raises(RuntimeError, match="before sending the figures"):
+        store.record(report("finetune"), uri, figures=gone, key=key(seeds=3))
+    assert store.find_submission(uri, "digits-random10", key(seeds=3)) is None
+    exp = c.get_experiment_by_name(store.experiment_name("digits-random10"))
+    active = c.search_runs([exp.experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
+    kinds = {"submission", "seed"}
+    left = {
+        r.data.tags["mu_bench.method"] for r in active if r.data.tags.get("mu_bench.kind") in kinds
+    }
+    assert left == {"noop"}
+    assert set(ranking.load(uri, "digits-random10")["run_id"]) == {kept}
+
+
+def test_a_submit_that_ends_before_sending_its_figures_leaves_no_record(tmp_path):
+    """Through the store writer process: the harness started the record, then ended (a
+    crash while drawing, a kill) without sending the figures. The writer deletes what it
+    logged and exits; the board stays empty."""
+    from mlflow.entities import ViewType
+
+    from mu_bench.leaderboard.recorder import Recorder
+
+    uri = f"sqlite:///{tmp_path / 'board.db'}"
+    recorder = Recorder()
+    recorder.open(uri)
+    recorder.begin(report(), key=key())
+    time_left = 120
+    import time
+
+    while recorder.proc.poll() is None and time_left:  # let it log everything but figures
+        c = store.client(uri)
+        exp = c.get_experiment_by_name(store.experiment_name("digits-random10"))
+        if exp is not None and c.search_runs([exp.experiment_id], "tags.mu_bench.kind = 'seed'"):
+            break
+        time.sleep(0.5)
+        time_left -= 0.5
+    recorder.abandon()
+    assert recorder.proc.wait(60) == 0
+    exp = store.client(uri).get_experiment_by_name(store.experiment_name("digits-random10"))
+    runs = store.client(uri).search_runs([exp.experiment_id], run_view_type=ViewType.ALL)
+    logged = [r for r in runs if r.data.tags.get("mu_bench.kind") in ("submission", "seed")]
+    assert len(logged) == 3 and {r.info.lifecycle_stage for r in logged} == {"deleted"}
+    assert store.find_submission(uri, "digits-random10", key()) is None

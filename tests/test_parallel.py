@@ -301,3 +301,27 @@ def test_a_second_server_starts_only_for_a_job_that_waits(monkeypatch, held, ser
     waiter.join(10)
     assert got and _FakeServer.started == servers
     assert (got[0] is first) == (servers == 1)
+
+
+def test_a_seed_forks_from_a_server_that_imported_torch_dynamo_while_describing(monkeypatch):
+    """A fresh fork server answers plan's description of the method (a light job) before
+    importing torch._dynamo, imports it on a thread while that job runs, and the seed's
+    worker inherits it frozen, with the collector on: no worker imports it again (about
+    1 s of CPU each)."""
+    import mu_bench.isolation.launch as launch
+    from mu_bench.submission.pipeline import run
+
+    monkeypatch.syspath_prepend(str(PLUGINS / "probes"))
+    monkeypatch.setenv("MU_BENCH_WORKER_START", "fork")
+    pool = launch.ServerPool()
+    monkeypatch.setattr(launch, "_pool", pool)
+    try:
+        report = run(plan("probe-worker-start", "digits-class3", seeds=1), "cpu").report
+    finally:
+        for server in pool._idle:
+            server.close()
+    assert report.status == "ok", report.seeds[0].error
+    reported = report.seeds[0].metrics
+    assert reported["method.compiler_inherited"] == 1.0
+    assert reported["method.gc_enabled"] == 1.0
+    assert reported["method.frozen_objects"] > 100_000

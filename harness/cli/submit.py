@@ -8,8 +8,8 @@ that need no torch come first; then, before torch is imported here, the two help
 processes start, so that their imports overlap this process's own: the fork server
 (CPU runs; its torch import is the long pole, seed 0 waits for it) and the store writer
 (`leaderboard/recorder.py`, MLflow). Each seed is scored while the next one runs
-(`evaluate.Scorer`), and the process leaves without the interpreter's shutdown
-(`main.fast_exit`).
+(`evaluate.Scorer`), the figures are drawn while the writer records the rest, and the
+process leaves without the interpreter's shutdown (`main.fast_exit`).
 """
 
 from __future__ import annotations
@@ -131,6 +131,7 @@ def submit(
     # here (a cluster's seeds fork from their own servers), and so do local CPU seeds.
     prestart("cpu")
     recorder = Recorder()
+    _warm_up(figures)
     marks["helpers"] = time.time()
     # torch's import makes about a million objects: no collection while they are made
     # (about 15% of its CPU time); frozen once prepared (`_stages`), so that later
@@ -180,6 +181,34 @@ def submit(
         say(f"recorded run {report.run_id} in {uri}")
 
 
+def _warm_up(figures: bool) -> None:
+    """Import torch, what scoring needs (scikit-learn) and, when `figures`, matplotlib's
+    drawing, on a daemon thread started with the helpers: 3.0-3.4 s of CPU that plan
+    no longer waits for (it needs none of them, and mostly waits meanwhile for the fork
+    server to describe the method), and seed 0's model is scored as soon as it arrives.
+    Third-party modules only, none of which imports the harness: whatever import lock
+    the main thread holds is never one this thread waits for.
+
+    Then one BLAS thread for this process: its BLAS calls are small (the attacks'
+    one-feature fits), and OpenBLAS's second thread only spun, 0.8-1.0 s of CPU a digits
+    submit taken from the workers (`threadpoolctl` is scikit-learn's own dependency). The
+    scores are bit for bit the same (closing note of stop 21: 8 submissions compared)."""
+    import threading
+
+    def imports() -> None:
+        import torch  # noqa: F401
+        from sklearn import linear_model, metrics, model_selection, svm  # noqa: F401
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1, user_api="blas")
+        if figures:
+            from mu_bench.leaderboard.figures import warm_up as warm_up_figures
+
+            warm_up_figures()
+
+    threading.Thread(target=imports, name="mu-bench-warm-up", daemon=True).start()
+
+
 @dataclass(frozen=True)
 class _Request:
     """The command's arguments that the stages take."""
@@ -209,14 +238,8 @@ def _stages(
 
     from mu_bench.leaderboard import store
 
-    from ..device import resolve_device
-    from ..isolation.executor import close, for_prepare, make_executor
     from ..method import parse_params
-    from ..submission.evaluate import Scorer, evaluate, warm_up_scoring
-    from ..submission.execute import execute
-    from ..submission.pipeline import work_folder
     from ..submission.plan import plan
-    from ..submission.prepare import prepare
 
     params = parse_params(req.param or [])
     sub = plan(
@@ -231,6 +254,15 @@ def _stages(
         memory=req.memory,
         require_sandbox=req.require_sandbox,
     )
+    # Only now the modules that import torch (`_warm_up` has been importing it while plan
+    # waited for the method's description).
+    from ..device import resolve_device
+    from ..isolation.executor import close, for_prepare, make_executor
+    from ..submission.evaluate import Scorer, evaluate
+    from ..submission.execute import execute
+    from ..submission.pipeline import work_folder
+    from ..submission.prepare import prepare
+
     device = resolve_device(req.device)
     runs_on = make_executor(req.executor, req.jobs, device)
     marks["planned"] = time.time()
@@ -254,12 +286,7 @@ def _stages(
     )
     # Not before the data is known to exist, so that bad input writes no store.
     recorder.open(uri)
-    warm = [warm_up_scoring]
-    if figures:
-        from mu_bench.leaderboard.figures import warm_up as warm_up_figures
-
-        warm.append(warm_up_figures)
-    scorer = Scorer(sub, art, device, warm=tuple(warm))
+    scorer = Scorer(sub, art, device)
     arrivals: dict[int, float] = {}
 
     def arrived(outcome) -> None:
@@ -278,14 +305,11 @@ def _stages(
         close(runs_on)
         if not req.keep_work:
             shutil.rmtree(work, ignore_errors=True)
+    recorder.begin(evaluation.report, key=store.key_of(sub, device))
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
-        drawn = {}
-        if figures:
-            from mu_bench.leaderboard.figures import submission_figures
-
-            drawn = submission_figures(Path(tmp), evaluation, art)
+        drawn = _figures(Path(tmp), evaluation, art) if figures else {}
         marks["figures"] = time.time()
-        report = recorder.record(evaluation.report, figures=drawn, key=store.key_of(sub, device))
+        report = recorder.finish(drawn)
     seeds = {
         str(o.seed): {
             "arrived": arrivals.get(o.seed),
@@ -319,14 +343,10 @@ def _stream(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_
         )
     finally:
         close(runs_on)
+    recorder.begin(result.evaluation.report, key=store.key_of(sub, device))
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
-        drawn = {}
-        if figures:
-            from mu_bench.leaderboard.figures import submission_figures
-
-            drawn = submission_figures(Path(tmp), result.evaluation, result.art)
-        return recorder.record(
-            result.evaluation.report, figures=drawn, key=store.key_of(sub, device)
+        return recorder.finish(
+            _figures(Path(tmp), result.evaluation, result.art) if figures else {}
         )
 
 
@@ -358,15 +378,18 @@ def _family(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_
         )
     finally:
         close(runs_on)
+    recorder.begin(result.evaluation.report, key=store.key_of(sub, device))
     with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
-        drawn = {}
-        if figures:
-            from mu_bench.leaderboard.figures import submission_figures
+        first = result.members[0].evaluation
+        return recorder.finish(_figures(Path(tmp), first, result.art) if figures else {})
 
-            drawn = submission_figures(Path(tmp), result.members[0].evaluation, result.art)
-        return recorder.record(
-            result.evaluation.report, figures=drawn, key=store.key_of(sub, device)
-        )
+
+def _figures(folder: Path, evaluation, art) -> dict[str, Path]:
+    """The submission's figures, drawn into `folder` while the store writer logs the rest
+    of the record (`Recorder.begin`)."""
+    from mu_bench.leaderboard.figures import submission_figures
+
+    return submission_figures(folder, evaluation, art)
 
 
 def sandbox_guard(uri: str, flag: bool) -> bool:

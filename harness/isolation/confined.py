@@ -59,8 +59,14 @@ def main() -> None:
     _find_library_without_processes()
     sys.path[:] = sandbox.get("sys_path", sys.path)
     confine_or_exit(sandbox, keep_fds=() if start_fd is None else (int(start_fd),))
-    from .worker import run_and_exit  # torch, then the plugin: confined from here on
+    import gc
 
+    gc.disable()  # as the fork server's imports (`forkserver.serve`): a third of their CPU
+    from .worker import preload_compiler, run_and_exit  # torch: confined from here on
+
+    preload_compiler()
+    gc.freeze()
+    gc.enable()
     run_and_exit(folder)
 
 

@@ -2,9 +2,10 @@
 
 - `fork` (default on a Linux CPU run): fork the worker from a warm fork server
   (`forkserver.py`), a pristine interpreter started once per harness process that has
-  imported torch, torch._dynamo and the worker's harness modules and done nothing else
-  (no plugin code, no tensor work, no CUDA). Each worker is still its own process in its
-  own session and process group, with its own address space, files in and out. This
+  imported torch, torch._dynamo (after a first `light` job: see there) and the
+  worker's harness modules and done nothing else (no plugin code, no tensor work, no
+  CUDA). Each worker is still its own process in its own session and process group,
+  with its own address space, files in and out. This
   cuts a worker's start from about 2.5 s (importing torch, then torch._dynamo on the
   first optimizer) to a fraction of a second; `benchmarks/worker_start.py` measures
   both. `prestart` starts the server as early as the harness can, so its imports
@@ -346,11 +347,14 @@ class ForkServer:
             self.pids = frozenset(chain)
         self._ready = True
 
-    def fork(self, folder: Path, env: dict[str, str], sandbox: dict | None = None) -> int | None:
+    def fork(
+        self, folder: Path, env: dict[str, str], sandbox: dict | None = None, light: bool = False
+    ) -> int | None:
         """Fork a worker for `folder`; returns its pid as the harness sees it (None when
-        it had already ended by the time the harness looked for it)."""
+        it had already ended by the time the harness looked for it). `light`: the job
+        trains nothing (see `forkserver`)."""
         self.await_ready()
-        request = {"folder": str(folder), "env": env, "sys_path": list(sys.path)}
+        request = {"folder": str(folder), "env": env, "sys_path": list(sys.path), "light": light}
         if sandbox is not None:
             request["sandbox"] = sandbox
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -576,7 +580,9 @@ class ForkedWorker:
     sweep kills whatever carries the server's token, so the server must not have forked
     the next job yet."""
 
-    def __init__(self, folder: Path, env: dict[str, str], sandbox: dict | None = None):
+    def __init__(
+        self, folder: Path, env: dict[str, str], sandbox: dict | None = None, light: bool = False
+    ):
         from .policy import job_root
 
         self.server = _pool.acquire(server_view(sandbox, (job_root(folder),)))
@@ -589,7 +595,7 @@ class ForkedWorker:
         try:
             self.server.await_ready()  # a new server's imports are not the worker's start
             self.spawned_at = time.monotonic()
-            self.pid = self.server.fork(folder, env, sandbox)
+            self.pid = self.server.fork(folder, env, sandbox, light)
             self.server_pids = self.server.pids
         except BaseException:
             self.release()
@@ -644,10 +650,12 @@ def _work_root() -> Path:
 
 
 def start_worker(
-    folder: Path, env: dict[str, str], device: str, sandbox: dict | None = None
+    folder: Path, env: dict[str, str], device: str, sandbox: dict | None = None, light: bool = False
 ) -> SpawnedWorker | ForkedWorker:
+    """A worker for the job in `folder`; `light`: it only imports and describes or checks
+    a plugin, training nothing (a fork server need not have torch._dynamo for it)."""
     if start_mode(device) == "fork":
-        return ForkedWorker(folder, env, sandbox)
+        return ForkedWorker(folder, env, sandbox, light)
     return SpawnedWorker(folder, env, sandbox)
 
 

@@ -39,10 +39,9 @@ from pathlib import Path
 from typing import Any
 
 # Imported at module level on purpose: the fork server preloads this module, so every
-# forked worker starts with torch and torch._dynamo (which the first optimizer of a
-# process imports, about 1 s) already in memory. Importing does no tensor work.
+# forked worker starts with torch already in memory (and torch._dynamo, see
+# `preload_compiler`). Importing does no tensor work.
 import torch
-import torch._dynamo  # noqa: F401
 
 from .protocol import (
     CHECK_REPORT,
@@ -73,6 +72,22 @@ def preload() -> None:
     from ..data import split  # noqa: F401
     from ..models import registry  # noqa: F401
     from ..toolkit import recipe, training  # noqa: F401
+
+
+def preload_compiler() -> None:
+    """Import torch._dynamo, which the first `torch.optim` optimizer of a process imports
+    (about 1.3 s of CPU): every job that trains or unlearns needs it, a description or a
+    check of a plugin does not (the fork server imports it while the first of those runs).
+    No collection while its objects are made; frozen after, as `forkserver.serve`'s."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    import torch._dynamo  # noqa: F401
+
+    gc.freeze()
+    if enabled:
+        gc.enable()
 
 
 def _write_json(path: Path, payload: dict) -> None:

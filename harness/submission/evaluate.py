@@ -11,15 +11,13 @@ batches as the gold models' at prepare time), about 0.05 s a digits model.
 
 A `Scorer` does the per-seed part ahead: handed each outcome as `execute` receives it,
 it rebuilds and scores that seed on a thread of its own while the next seed runs (the
-harness only waits on a worker meanwhile), after importing what scoring needs while the
-first seed starts; `evaluate` then takes those results, which are the values it would
-compute itself (the same functions on the same inputs).
+harness only waits on a worker meanwhile); `evaluate` then takes those results, which
+are the values it would compute itself (the same functions on the same inputs).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,11 +53,6 @@ class Evaluation:
     report: Report
     outputs: dict[int, ModelOutputs]
     across: SubmissionEvaluation
-
-
-def warm_up_scoring() -> None:
-    """Import what scoring a model needs (scikit-learn: about 1.5 s) ahead of the first."""
-    from sklearn import linear_model, metrics, model_selection, svm  # noqa: F401
 
 
 def returned_model(outcome: Outcome, out_spec, device: str) -> torch.nn.Module:
@@ -99,22 +92,14 @@ def score_seed(
 
 class Scorer:
     """Scores ok seeds as they arrive, one at a time on its own thread (see the module
-    docstring); `warm` are called first, on that thread (imports to get done early)."""
+    docstring)."""
 
-    def __init__(
-        self,
-        sub: Submission,
-        art: Artifacts,
-        device: str,
-        warm: tuple[Callable[[], None], ...] = (warm_up_scoring,),
-    ):
+    def __init__(self, sub: Submission, art: Artifacts, device: str):
         self.art, self.device = art, device
         self.out_spec = sub.method.output_spec(art.spec)
         self.seconds = 0.0  # spent scoring, overlapped with the seeds
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mu-bench-scorer")
         self._futures: dict[int, tuple[Outcome, Future]] = {}
-        for fn in warm:
-            self._pool.submit(fn)
 
     def add(self, outcome: Outcome) -> None:
         if outcome.status == "ok":

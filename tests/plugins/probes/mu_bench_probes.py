@@ -7,7 +7,8 @@ raise DataAccessError). `probe-validation` reads the validation set alone, check
 same of the forget and retain sets, and reports the validation set's size and sums
 (`task.report_metric`) so that a test can tell which rows it got. Any finding is
 raised, so the seed ends `error` with the finding as its message.
-`probe-initial-model` returns `task.initial_model()` as its result."""
+`probe-initial-model` returns `task.initial_model()` as its result. `probe-worker-start`
+reports what its worker inherited from the fork server."""
 
 import json
 from pathlib import Path
@@ -80,4 +81,25 @@ class ValidationOnly(Method):
         task.report_metric("validation_rows", len(val))
         task.report_metric("validation_x_sum", float(val.x.double().sum()))
         task.report_metric("validation_y_sum", float(val.y.double().sum()))
+        return task.model
+
+
+class WorkerStart(Method):
+    """Reports how its worker started (test plugin): whether torch._dynamo came with the
+    process, imported and frozen by the fork server (its module's dict is not among the
+    objects this process's collector tracks) rather than by this worker; whether the
+    collector is on; how many objects it inherited frozen."""
+
+    reads: ClassVar[Reads] = "none"
+
+    def unlearn(self, task: UnlearnTask) -> nn.Module:
+        import gc
+        import sys
+
+        compiler = sys.modules.get("torch._dynamo")
+        tracked = {id(o) for o in gc.get_objects()}
+        inherited = compiler is not None and id(vars(compiler)) not in tracked
+        task.report_metric("compiler_inherited", float(inherited))
+        task.report_metric("gc_enabled", float(gc.isenabled()))
+        task.report_metric("frozen_objects", float(gc.get_freeze_count()))
         return task.model
