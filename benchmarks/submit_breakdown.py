@@ -152,36 +152,20 @@ def parts(launch: float, end: float, t: dict) -> tuple[dict[str, float], dict[st
         "prepare (cache hit)": m["prepared"] - m["planned"],
         "seed 0 waits for the fork server (inputs written)": forked - m["prepared"],
         **seeds_part,
-        **_tail(m),
+        "evaluation after the last seed": m["evaluated"] - m["executed"],
+        "figures": m["figures"] - m["evaluated"],
+        "record (store writer)": m["recorded"] - m["figures"],
         "JSON out, process exit": end - m["recorded"],
     }
     aside = {
         "fork server: start to first fork": forked - m["helpers"],
         "store writer: MLflow imported": writer.get("imported", 0) - writer.get("started", 0),
         "store writer: store opened": writer.get("opened", 0) - m["prepared"],
-        "store writer: figures drawn": writer.get("drawn", 0) - writer.get("draw", 0),
         "store writer: record itself": writer.get("recorded", 0) - writer.get("asked", 0),
         "scoring each seed ahead (thread)": t["report"].get("scoring_ahead_seconds", 0.0),
         "seeds' worker time, summed": sum(s["wall"] + (s["startup"] or 0.0) for s in ran),
     }
     return path, aside
-
-
-def _tail(m: dict) -> dict[str, float]:
-    """The parts after the last seed: this code's stages, or a baseline's (figures drawn
-    by the harness after evaluation, no "scored" mark)."""
-    if "scored" not in m:
-        return {
-            "evaluation after the last seed": m["evaluated"] - m["executed"],
-            "figures": m["figures"] - m["evaluated"],
-            "record (store writer)": m["recorded"] - m["figures"],
-        }
-    return {
-        "the last seeds' scores (scorer thread), LiRA": m["scored"] - m["executed"],
-        "figures' data, sent to the store writer": m["figures"] - m["scored"],
-        "forget quality, the report (writer draws)": m["evaluated"] - m["figures"],
-        "record (store writer)": m["recorded"] - m["evaluated"],
-    }
 
 
 def loadavg() -> str:

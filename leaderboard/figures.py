@@ -9,21 +9,15 @@ the evaluation already computed: nothing runs a model here.
   forget set under the gold models), `mia_roc.png` (ROC of the loss attack, forget vs
   test, for the method, gold and original models; and LiRA's ROC on log axes when the
   scenario runs it), `accuracy_seeds.png` (forget, retain and test accuracy per seed
-  beside each gold model's). About 0.5 s for the three on two CPU cores. In two steps:
-  `figure_data` computes what they show (plain arrays, `FigureData`, saved to and
-  loaded from an .npz file without pickle) and `draw` draws them, which needs nothing
-  but NumPy and matplotlib: `mu-bench submit`'s store writer draws them in its own
-  process while the harness computes forget quality (`leaderboard/recorder.py`).
+  beside each gold model's). About 1 s for the three on two CPU cores.
 - `pareto_plot`: score (or avg_gap) against unlearn_seconds, one point per method, the
   Pareto front marked.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,7 +27,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mu_bench.evaluation.inference import ModelOutputs
-    from mu_bench.evaluation.metrics.lira import LiraResult
     from mu_bench.submission.evaluate import Evaluation
     from mu_bench.submission.prepare import Artifacts
 
@@ -108,21 +101,16 @@ def _histograms(path: Path, series: dict[str, dict[str, np.ndarray]], title: str
     return path
 
 
-def _loss_roc(members: np.ndarray, non_members: np.ndarray) -> Curve:
-    """The loss attack's ROC (lower loss: member) and its area."""
+def _roc(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]], lira, title: str) -> Path:
     from sklearn.metrics import auc, roc_curve
 
-    scores = -np.nan_to_num(np.concatenate([members, non_members]), nan=1e4, posinf=1e4)
-    labels = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
-    fpr, tpr, _ = roc_curve(labels, scores)
-    return Curve(fpr, tpr, float(auc(fpr, tpr)))
-
-
-def _roc(path: Path, curves: dict[str, Curve], lira: Curve | None, title: str) -> Path:
     fig, axes = _figure(10 if lira is not None else 5, 4, 2 if lira is not None else 1)
     ax = axes[0]
-    for label, curve in curves.items():
-        ax.plot(curve.fpr, curve.tpr, label=f"{label} (AUC {curve.auc:.3f})")
+    for label, (members, non_members) in curves.items():
+        scores = -np.nan_to_num(np.concatenate([members, non_members]), nan=1e4, posinf=1e4)
+        labels = np.r_[np.ones(len(members)), np.zeros(len(non_members))]
+        fpr, tpr, _ = roc_curve(labels, scores)
+        ax.plot(fpr, tpr, label=f"{label} (AUC {auc(fpr, tpr):.3f})")
     ax.plot([0, 1], [0, 1], ls="--", color="gray", lw=0.8)
     ax.set(xlabel="false positive rate", ylabel="true positive rate")
     ax.set_title("loss attack: forget (members) vs test", fontsize=9)
@@ -130,7 +118,7 @@ def _roc(path: Path, curves: dict[str, Curve], lira: Curve | None, title: str) -
     if lira is not None:
         ax = axes[1]
         ax.plot(lira.fpr, lira.tpr, label=f"method vs gold (AUC {lira.auc:.3f})")
-        lo = 1.0 / max(lira.negatives, 1)
+        lo = 1.0 / max(lira.n_negative, 1)
         ax.plot([lo, 1], [lo, 1], ls="--", color="gray", lw=0.8)
         ax.set(xscale="log", yscale="log", xlim=(lo, 1), ylim=(lo, 1))
         ax.minorticks_off()  # log axes' minor ticks cost most of this figure's drawing
@@ -170,87 +158,23 @@ def _strip(path: Path, method: list[dict], gold: list[dict], original: dict, tit
     return path
 
 
-@dataclass(frozen=True)
-class Curve:
-    """A ROC curve and its area (`negatives`: how many negatives, for log axes)."""
-
-    fpr: np.ndarray
-    tpr: np.ndarray
-    auc: float
-    negatives: int = 0
-
-
-@dataclass(frozen=True)
-class FigureData:
-    """What a submission's three figures show, as plain arrays and numbers."""
-
-    title: str
-    hist: dict[str, dict[str, np.ndarray]]  # label -> {"loss", "conf"}
-    curves: dict[str, Curve]  # the loss attack's, by whose models
-    lira: Curve | None
-    per_seed: list[dict[str, float]]  # each ok seed's metrics
-    gold: list[dict[str, float]]  # each gold model's
-    original: dict[str, float]
-
-    def save(self, path: Path) -> Path:
-        """An .npz file: the arrays by name, the rest as JSON (no pickle)."""
-        arrays: dict[str, np.ndarray] = {}
-        for i, series in enumerate(self.hist.values()):
-            arrays |= {f"hist{i}_{k}": np.asarray(v) for k, v in series.items()}
-        named = {**self.curves, **({"": self.lira} if self.lira is not None else {})}
-        for i, curve in enumerate(named.values()):
-            arrays |= {f"curve{i}_fpr": curve.fpr, f"curve{i}_tpr": curve.tpr}
-        meta = {
-            "title": self.title,
-            "hist": [[label, list(series)] for label, series in self.hist.items()],
-            "curves": [[label, c.auc, c.negatives] for label, c in named.items()],
-            "lira": self.lira is not None,
-            "per_seed": self.per_seed,
-            "gold": self.gold,
-            "original": self.original,
-        }
-        np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: Path) -> FigureData:
-        with np.load(path, allow_pickle=False) as z:
-            meta: dict[str, Any] = json.loads(str(z["meta"]))
-            hist = {
-                label: {k: z[f"hist{i}_{k}"] for k in keys}
-                for i, (label, keys) in enumerate(meta["hist"])
-            }
-            named = {
-                label: Curve(z[f"curve{i}_fpr"], z[f"curve{i}_tpr"], auc, negatives)
-                for i, (label, auc, negatives) in enumerate(meta["curves"])
-            }
-        lira = named.pop("") if meta["lira"] else None
-        return cls(
-            meta["title"], hist, named, lira, meta["per_seed"], meta["gold"], meta["original"]
-        )
-
-
-def figure_data(
-    title: str,
-    method: str,
-    outputs: dict[int, ModelOutputs],
-    per_seed: list[dict[str, float]],
-    lira: LiraResult | None,
-    art: Artifacts,
-) -> FigureData | None:
-    """What the figures show for a submission's ok seeds (`outputs`, their metrics
-    `per_seed`) and the scenario's prepared models; None when no seed is ok."""
+def submission_figures(folder: Path, evaluation: Evaluation, art: Artifacts) -> dict[str, Path]:
+    """Draw the submission's three figures into `folder`; returns {name: path}."""
+    report, outputs = evaluation.report, evaluation.outputs
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    title = figure_title(report)  # two lines: who, then the parameters used
     if not outputs:
-        return None
+        return {}
     mine = [_per_example(o, art) for o in outputs.values()]
     gold = [_per_example(m.outputs, art) for m in art.gold]
     original = _per_example(art.original.outputs, art)
     hist = {
-        f"forget, {method}": {
+        f"forget, {report.method}": {
             "loss": _log_loss(_pooled(mine, "forget_loss")),
             "conf": _pooled(mine, "forget_conf"),
         },
-        f"test, {method}": {
+        f"test, {report.method}": {
             "loss": _log_loss(_pooled(mine, "test_loss")),
             "conf": _pooled(mine, "test_conf"),
         },
@@ -260,52 +184,22 @@ def figure_data(
         },
     }
     curves = {
-        method: _loss_roc(_pooled(mine, "forget_loss"), _pooled(mine, "test_loss")),
-        "gold": _loss_roc(_pooled(gold, "forget_loss"), _pooled(gold, "test_loss")),
-        "original": _loss_roc(original["forget_loss"], original["test_loss"]),
+        report.method: (_pooled(mine, "forget_loss"), _pooled(mine, "test_loss")),
+        "gold": (_pooled(gold, "forget_loss"), _pooled(gold, "test_loss")),
+        "original": (original["forget_loss"], original["test_loss"]),
     }
-    lira_curve = None if lira is None else Curve(lira.fpr, lira.tpr, lira.auc, lira.n_negative)
-    return FigureData(
-        title,
-        hist,
-        curves,
-        lira_curve,
-        list(per_seed),
-        [dict(g) for g in art.reference.gold],
-        dict(art.reference.original),
-    )
-
-
-def draw(folder: Path, data: FigureData) -> dict[str, Path]:
-    """Draw the submission's three figures into `folder`; returns {name: path}."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    per_seed = [s.metrics for s in report.seeds if s.status == "ok"]
     return {
-        "histograms": _histograms(folder / "histograms.png", data.hist, data.title),
-        "mia_roc": _roc(folder / "mia_roc.png", data.curves, data.lira, data.title),
+        "histograms": _histograms(folder / "histograms.png", hist, title),
+        "mia_roc": _roc(folder / "mia_roc.png", curves, evaluation.across.lira, title),
         "accuracy_seeds": _strip(
-            folder / "accuracy_seeds.png", data.per_seed, data.gold, data.original, data.title
+            folder / "accuracy_seeds.png",
+            per_seed,
+            list(art.reference.gold),
+            report.reference.get("original", {}),
+            title,
         ),
     }
-
-
-def evaluation_figure_data(evaluation: Evaluation, art: Artifacts) -> FigureData | None:
-    """`figure_data` of an evaluated submission."""
-    report = evaluation.report
-    return figure_data(
-        figure_title(report),  # two lines: who, then the parameters used
-        report.method,
-        evaluation.outputs,
-        [s.metrics for s in report.seeds if s.status == "ok"],
-        evaluation.across.lira,
-        art,
-    )
-
-
-def submission_figures(folder: Path, evaluation: Evaluation, art: Artifacts) -> dict[str, Path]:
-    """Draw an evaluated submission's three figures into `folder`; returns {name: path}."""
-    data = evaluation_figure_data(evaluation, art)
-    return {} if data is None else draw(folder, data)
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray, maximize: bool) -> np.ndarray:

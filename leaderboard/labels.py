@@ -71,23 +71,10 @@ def seed_run_name(method: str, seed: int, forget_set: int | None = None) -> str:
 
 def figure_title(report: Any, limit: int = 110) -> str:
     """Two lines: method, scenario and seeds; then every parameter (and the preset)."""
-    return title(
-        report.method, report.scenario, len(report.seeds), report.params, report.preset, limit
-    )
-
-
-def title(
-    method: str,
-    scenario: str,
-    seeds: int,
-    params: dict[str, Any],
-    preset: str | None,
-    limit: int = 110,
-) -> str:
-    """`figure_title` from its parts (known before the report is)."""
-    head = f"{method} on {scenario}{SEP}{seeds} seed{'' if seeds == 1 else 's'}"
-    shown = pairs(params) or "(no parameters)"
-    if len(shown) > limit:
-        shown = shown[: limit - 1] + "…"
-    tag = f"  [preset {preset}]" if preset else ""
-    return f"{head}\n{shown}{tag}"
+    n = len(report.seeds)
+    head = f"{report.method} on {report.scenario}{SEP}{n} seed{'' if n == 1 else 's'}"
+    params = pairs(report.params) or "(no parameters)"
+    if len(params) > limit:
+        params = params[: limit - 1] + "…"
+    preset = f"  [preset {report.preset}]" if report.preset else ""
+    return f"{head}\n{params}{preset}"

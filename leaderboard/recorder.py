@@ -8,20 +8,19 @@ at once and then serves one JSON line at a time on its stdin, answering on its s
 
     harness -> writer  {"open": URI}      the submission is known good: open the store
                                           (SQLite: created on first use), as before
-    harness -> writer  {"draw": NPZ}      the figures' data (`figures.FigureData`): draw
-                                          them now, into a folder of the writer's own
     harness -> writer  {"record": REPORT, "key": KEY}    `asdict(report)`, tracebacks
-                                          included; the figures drawn are logged with it
+                                          included; the harness draws the figures now
+    harness -> writer  {"figures": {NAME: PATH}}         once they are drawn
     writer -> harness  {"run_id": ID, "timings": {...}}  or  {"error": {...}}
 
 It writes nothing before "open", records at most once, and leaves when its stdin closes
 (the harness is gone, or ended without recording). The report it logs is
 `Report.from_dict(REPORT)` with the run id, so `report.json` is the document `--json`
-prints. The figures are drawn here, in a process of their own, while the harness
-computes forget quality (about 0.5 s each on digits, on two cores: one no longer
-follows the other); a drawing that fails fails the record, as it did in the harness.
-A failure to open the store or to record reaches the harness with its type, message
-and the writer's traceback (a `MuBenchError` keeps its exit code).
+prints. Everything but the figures is logged while the harness draws them (two
+processes, two cores: the record's 0.4-0.5 s on digits no longer follows the drawing's
+0.6 s); a harness that ends before sending them leaves no record (`store.record`
+deletes it). A failure to open the store or to record reaches the harness with its
+type, message and the writer's traceback (a `MuBenchError` keeps its exit code).
 """
 
 from __future__ import annotations
@@ -29,20 +28,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mu_bench.leaderboard.figures import FigureData
     from mu_bench.submission.report import Report
-
-FIGURES_FLAG = "--figures"  # the writer loads matplotlib's drawing ahead, in idle time
 
 
 class StoreWriteFailed(RuntimeError):
@@ -52,10 +46,9 @@ class StoreWriteFailed(RuntimeError):
 class Recorder:
     """The harness's side: start the writer now, open the store later, record once."""
 
-    def __init__(self, figures: bool = False) -> None:
+    def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mu_bench.leaderboard.recorder"]
-            + ([FIGURES_FLAG] if figures else []),
+            [sys.executable, "-m", "mu_bench.leaderboard.recorder"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -63,7 +56,7 @@ class Recorder:
         )
         self.timings: dict[str, float] = {}
         self.opened = False
-        self._scratch: Path | None = None  # where `draw` left the figures' data
+        self._report: Report | None = None  # the one `begin` sent
 
     def _send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(BrokenPipeError):  # it has ended: the missing answer says how
@@ -84,18 +77,16 @@ class Recorder:
             self.proc.wait()
         self.close()
 
-    def draw(self, data: FigureData | None) -> None:
-        """Have the writer draw the figures of `data` (none when None) now, and log them
-        with the record."""
-        if data is None:
-            return
-        self._scratch = Path(tempfile.mkdtemp(prefix="mu-bench-figures-"))
-        self._send({"draw": str(data.save(self._scratch / "figures.npz"))})
-
-    def record(self, report: Report, key: str | None = None) -> Report:
-        """`store.record(report, uri, figures, key)` in the writer, with the figures it
-        drew: the report with its run id, exactly as logged."""
+    def begin(self, report: Report, key: str | None = None) -> None:
+        """Start `store.record(report, uri, key=key)` in the writer; `finish` hands it the
+        figures, drawn meanwhile, and returns what it recorded."""
         self._send({"record": asdict(report)} | ({"key": key} if key is not None else {}))
+        self._report = report
+
+    def finish(self, figures: dict[str, Path] | None = None) -> Report:
+        """The figures for the record `begin` started: the report with its run id,
+        exactly as logged."""
+        self._send({"figures": {k: str(v) for k, v in (figures or {}).items()}})
         line = self.proc.stdout.readline()
         self.close()
         if not line:
@@ -108,16 +99,13 @@ class Recorder:
         if "error" in answer:
             _raise(answer["error"])
         self.timings = answer.get("timings", {})
-        return replace(report, run_id=answer["run_id"])
+        return replace(self._report, run_id=answer["run_id"])
 
     def close(self) -> None:
         """Let the writer go (it ends on its closed stdin), recording or not."""
         if self.proc.stdin and not self.proc.stdin.closed:
             with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
-        if self._scratch is not None:
-            shutil.rmtree(self._scratch, ignore_errors=True)
-            self._scratch = None
 
 
 def _raise(error: dict[str, Any]) -> None:
@@ -146,10 +134,13 @@ def _describe(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _draw(npz: str, folder: Path) -> dict[str, Path]:
-    from mu_bench.leaderboard.figures import FigureData, draw
-
-    return draw(folder, FigureData.load(Path(npz)))
+def _figures() -> dict[str, Path]:
+    """The figures the harness sends once drawn (`store.record` asks when the rest of the
+    record is logged)."""
+    line = sys.stdin.readline()
+    if not line:
+        raise RuntimeError("the harness ended before sending the figures")
+    return {k: Path(v) for k, v in json.loads(line)["figures"].items()}
 
 
 def serve() -> None:
@@ -177,16 +168,10 @@ def serve() -> None:
     # created) would only interleave with the harness's progress.
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if FIGURES_FLAG in sys.argv[1:]:
-        from mu_bench.leaderboard.figures import warm_up
-
-        warm_up()
 
     clock["imported"] = time.time()
     uri, failure = None, None
-    folder = Path(tempfile.mkdtemp(prefix="mu-bench-figures-"))
-    drawn: dict[str, Path] | BaseException = {}
-    for line in sys.stdin:
+    while line := sys.stdin.readline():  # not the file's iterator: `_figures` reads too
         message = json.loads(line)
         if "open" in message:
             uri = message["open"]
@@ -195,13 +180,6 @@ def serve() -> None:
             except BaseException as exc:  # reported when asked to record
                 failure = exc
             clock["opened"] = time.time()
-        elif "draw" in message:
-            clock["draw"] = time.time()
-            try:
-                drawn = _draw(message["draw"], folder)
-            except BaseException as exc:  # reported when asked to record
-                drawn = exc
-            clock["drawn"] = time.time()
         elif "record" in message:
             clock["asked"] = time.time()
             try:
@@ -209,10 +187,8 @@ def serve() -> None:
                     raise failure
                 if uri is None:
                     raise RuntimeError("asked to record before the store was opened")
-                if isinstance(drawn, BaseException):
-                    raise drawn
                 report = Report.from_dict(message["record"])
-                report = store.record(report, uri, figures=drawn, key=message.get("key"))
+                report = store.record(report, uri, figures=_figures, key=message.get("key"))
                 clock["recorded"] = time.time()
                 answer: dict[str, Any] = {"run_id": report.run_id, "timings": clock}
             except BaseException as exc:
@@ -221,7 +197,6 @@ def serve() -> None:
                 replies.write(json.dumps(answer) + "\n")
                 replies.flush()
             break
-    shutil.rmtree(folder, ignore_errors=True)
     sys.stderr.flush()
     os._exit(0)  # every write is committed; skip the interpreter's shutdown
 

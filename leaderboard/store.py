@@ -20,7 +20,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -427,12 +427,20 @@ def provenance_tag(provenance: dict[str, Any]) -> str:
 
 
 def record(
-    report: Report, uri: str, figures: dict[str, Path] | None = None, key: str | None = None
+    report: Report,
+    uri: str,
+    figures: dict[str, Path] | Callable[[], dict[str, Path]] | None = None,
+    key: str | None = None,
 ) -> Report:
-    """Log a submission: a parent run, one nested run per seed, the figures, and
-    `report.json`. The run is created first, so the logged report carries its run id and
-    is exactly the document returned (what `--json` prints). `key` (see
-    `submission_key`) is tagged on the parent run for `find_submission`.
+    """Log a submission: a parent run, one nested run per seed, `report.json` and the
+    figures. The run is created first, so the logged report carries its run id and is
+    exactly the document returned (what `--json` prints). `key` (see `submission_key`)
+    is tagged on the parent run for `find_submission`.
+
+    `figures` may be a function that returns them: it is called once everything else is
+    logged, outside the store's lock, so that the figures can be drawn meanwhile (the
+    store writer's `mu-bench submit`). When it raises, the record is deleted (MLflow's
+    soft delete: off the board) and the error raised: a record is complete or absent.
 
     The run is named by its method, overrides and seeds (`finetune lr=0.05 · 8 seeds`),
     carries MLflow's standard tags (source, user, git commit, the notes as its
@@ -503,7 +511,7 @@ def record(
         if report.scenario_toml:
             c.log_text(run_id, report.scenario_toml, "scenario.toml")
         c.log_inputs(run_id, datasets=[_scenario_input(report)])
-        _log_figures(c, run_id, figures or {})
+        children = []
         for s in report.seeds:
             child_tags = [
                 RunTag("mlflow.parentRunId", run_id),
@@ -520,6 +528,7 @@ def record(
             child = c.create_run(
                 exp_id, run_name=seed_run_name(report.method, s.seed, s.forget_set)
             )
+            children.append(child.info.run_id)
             seed_metrics = dict(s.metrics)
             for k in ("unlearn_seconds", "wall_seconds"):
                 if getattr(s, k) is not None:
@@ -534,6 +543,15 @@ def record(
                 c.log_text(child.info.run_id, (s.traceback or s.error), "error.txt")
             c.set_terminated(child.info.run_id, "FINISHED" if s.status == "ok" else "FAILED")
         _reference_runs(c, exp_id, report, now)
+    try:
+        drawn = figures() if callable(figures) else figures or {}
+    except BaseException:
+        with _lock(uri):
+            for gone in (*children, run_id):
+                c.delete_run(gone)
+        raise
+    with _lock(uri), contextlib.redirect_stdout(sys.stderr):
+        _log_figures(c, run_id, drawn)
         c.set_terminated(run_id, "FINISHED" if report.seeds_ok else "FAILED")
     return report
 

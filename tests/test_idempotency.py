@@ -154,55 +154,74 @@ def test_an_experiment_created_meanwhile_by_another_process_is_used(tmp_path, mo
     assert len(calls) == 2
 
 
-def _figure_data():
-    """What the figures show, made up: the writer needs no model to draw them."""
-    import numpy as np
+def test_figures_drawn_while_recording_are_logged_and_a_record_without_them_is_deleted(
+    tmp_path,
+):
+    """`record` asks for the figures (drawn meanwhile by the harness) after logging the
+    rest: they land in the run; when asking raises (the harness ended before sending
+    them), the record and its seed runs are deleted and the error raised."""
+    from mlflow.entities import ViewType
+    from PIL import Image
 
-    from mu_bench.leaderboard.figures import Curve, FigureData
-
-    rng = np.random.default_rng(0)
-    series = {"loss": rng.normal(size=40), "conf": rng.normal(size=40)}
-    hist = {label: series for label in ("forget, noop", "test, noop", "forget, gold")}
-    curve = Curve(np.linspace(0, 1, 5), np.linspace(0, 1, 5) ** 0.5, 0.6)
-    accuracies = {"forget_acc": 0.5, "retain_acc": 0.9, "test_acc": 0.8}
-    return FigureData(
-        "noop on digits-random10",
-        hist,
-        {"noop": curve},
-        None,
-        [accuracies],
-        [accuracies],
-        accuracies,
-    )
-
-
-def test_the_store_writer_logs_the_figures_it_drew(tmp_path):
-    """The harness hands the writer the figures' data and goes on with forget quality;
-    the writer draws them and logs them with the record."""
-    from mu_bench.leaderboard.recorder import Recorder
+    from mu_bench.leaderboard import ranking
 
     uri = f"sqlite:///{tmp_path / 'board.db'}"
-    recorder = Recorder(figures=True)
-    recorder.open(uri)
-    recorder.draw(_figure_data())
-    run_id = recorder.record(report(), key=key()).run_id
-    names = {f.path for f in store.client(uri).list_artifacts(run_id, "figures")}
-    assert names == {"figures/histograms.png", "figures/mia_roc.png", "figures/accuracy_seeds.png"}
-    assert "drawn" in recorder.timings
-    assert store.find_submission(uri, "digits-random10", key()) == run_id
+    png = tmp_path / "histograms.png"
+    Image.new("RGB", (4, 4)).save(png)
+    asked = []
+
+    def drawn():
+        asked.append(store.find_submission(uri, "digits-random10", key()))
+        return {"histograms": png}
+
+    kept = store.record(report(), uri, figures=drawn, key=key()).run_id
+    assert asked == [None]  # asked before the record was complete
+    c = store.client(uri)
+    assert [f.path for f in c.list_artifacts(kept, "figures")] == ["figures/histograms.png"]
+    assert store.find_submission(uri, "digits-random10", key()) == kept
+
+    def gone():
+        raise RuntimeError("the harness ended before sending the figures")
+
+    with pytest.raises(RuntimeError, match="before sending the figures"):
+        store.record(report("finetune"), uri, figures=gone, key=key(seeds=3))
+    assert store.find_submission(uri, "digits-random10", key(seeds=3)) is None
+    exp = c.get_experiment_by_name(store.experiment_name("digits-random10"))
+    active = c.search_runs([exp.experiment_id], run_view_type=ViewType.ACTIVE_ONLY)
+    kinds = {"submission", "seed"}
+    left = {
+        r.data.tags["mu_bench.method"] for r in active if r.data.tags.get("mu_bench.kind") in kinds
+    }
+    assert left == {"noop"}
+    assert set(ranking.load(uri, "digits-random10")["run_id"]) == {kept}
 
 
-def test_a_submit_that_ends_before_recording_leaves_no_run(tmp_path):
-    """The harness sent the figures' data, then ended (a crash computing forget quality,
-    a kill) without asking for the record: the writer draws, records nothing and exits."""
+def test_a_submit_that_ends_before_sending_its_figures_leaves_no_record(tmp_path):
+    """Through the store writer process: the harness started the record, then ended (a
+    crash while drawing, a kill) without sending the figures. The writer deletes what it
+    logged and exits; the board stays empty."""
+    from mlflow.entities import ViewType
+
     from mu_bench.leaderboard.recorder import Recorder
 
     uri = f"sqlite:///{tmp_path / 'board.db'}"
     recorder = Recorder()
     recorder.open(uri)
-    recorder.draw(_figure_data())
+    recorder.begin(report(), key=key())
+    time_left = 120
+    import time
+
+    while recorder.proc.poll() is None and time_left:  # let it log everything but figures
+        c = store.client(uri)
+        exp = c.get_experiment_by_name(store.experiment_name("digits-random10"))
+        if exp is not None and c.search_runs([exp.experiment_id], "tags.mu_bench.kind = 'seed'"):
+            break
+        time.sleep(0.5)
+        time_left -= 0.5
     recorder.abandon()
     assert recorder.proc.wait(60) == 0
     exp = store.client(uri).get_experiment_by_name(store.experiment_name("digits-random10"))
-    assert exp is None
+    runs = store.client(uri).search_runs([exp.experiment_id], run_view_type=ViewType.ALL)
+    logged = [r for r in runs if r.data.tags.get("mu_bench.kind") in ("submission", "seed")]
+    assert len(logged) == 3 and {r.info.lifecycle_stage for r in logged} == {"deleted"}
     assert store.find_submission(uri, "digits-random10", key()) is None

@@ -160,28 +160,6 @@ def _sets(art):
     return art.data, art.split
 
 
-def test_figures_drawn_from_their_saved_data_are_the_same_images(art, tmp_path):
-    """`mu-bench submit`'s store writer draws the figures from the data the harness saved
-    (`FigureData`, an .npz file without pickle): loaded again, it draws byte for byte the
-    PNGs the data in memory draws, and those of `submission_figures`."""
-    from mu_bench.leaderboard import figures
-
-    evaluation = run(plan("finetune", SCENARIO, seeds=3, params={"epochs": "1"}), "cpu")
-    data = figures.evaluation_figure_data(evaluation, art)
-    assert data is not None and data.lira is not None
-    assert set(data.curves) == {"finetune", "gold", "original"} and len(data.hist) == 3
-    loaded = figures.FigureData.load(data.save(tmp_path / "data.npz"))
-    drawn = [
-        figures.draw(tmp_path / "memory", data),
-        figures.draw(tmp_path / "loaded", loaded),
-        figures.submission_figures(tmp_path / "evaluation", evaluation, art),
-    ]
-    images = [{name: path.read_bytes() for name, path in d.items()} for d in drawn]
-    assert set(images[0]) == {"histograms", "mia_roc", "accuracy_seeds"}
-    assert images[0] == images[1] == images[2]
-    assert all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in images[0].values())
-
-
 def test_cli_logs_figures_and_ranks_by_score(home, tmp_path):
     from typer.testing import CliRunner
 

@@ -8,8 +8,8 @@ that need no torch come first; then, before torch is imported here, the two help
 processes start, so that their imports overlap this process's own: the fork server
 (CPU runs; its torch import is the long pole, seed 0 waits for it) and the store writer
 (`leaderboard/recorder.py`, MLflow). Each seed is scored while the next one runs
-(`evaluate.Scorer`), the store writer draws the figures while forget quality is computed
-here, and the process leaves without the interpreter's shutdown (`main.fast_exit`).
+(`evaluate.Scorer`), the figures are drawn while the writer records the rest, and the
+process leaves without the interpreter's shutdown (`main.fast_exit`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +130,14 @@ def submit(
     # A CPU fork server always: plan's sandboxed description of the method forks from it
     # here (a cluster's seeds fork from their own servers), and so do local CPU seeds.
     prestart("cpu")
-    recorder = Recorder(figures)
+    recorder = Recorder()
     # torch's import makes about a million objects: no collection while they are made
     # (about 15% of its CPU time); frozen once prepared and the warm-up's imports done
     # (`_WarmUp.collect_when_done`), so that later collections skip them. As it was at
     # the end (for callers in the same process).
     collecting = gc.isenabled()
     gc.disable()
-    warm = _WarmUp()
+    warm = _WarmUp(figures)
     marks["helpers"] = time.time()
     try:
         report, stages = _stages(
@@ -183,10 +184,10 @@ def submit(
 
 
 class _WarmUp:
-    """Imports torch and what scoring needs (scikit-learn) on a daemon thread started
-    with the helpers: 2.5-3 s of CPU that plan no longer waits for (it needs none of
-    them, and mostly waits meanwhile for the fork server to describe the method), and
-    seed 0's model is scored as soon as it arrives.
+    """Imports torch, what scoring needs (scikit-learn) and, when `figures`, matplotlib's
+    drawing, on a daemon thread started with the helpers: 3.0-3.4 s of CPU that plan
+    no longer waits for (it needs none of them, and mostly waits meanwhile for the fork
+    server to describe the method), and seed 0's model is scored as soon as it arrives.
     Third-party modules only, none of which imports the harness: whatever import lock
     the main thread holds is never one this thread waits for.
 
@@ -195,20 +196,26 @@ class _WarmUp:
     submit taken from the workers (`threadpoolctl` is scikit-learn's own dependency). The
     scores are bit for bit the same (closing note of stop 21: 8 submissions compared)."""
 
-    def __init__(self) -> None:
+    def __init__(self, figures: bool):
         import threading
 
         self._lock = threading.Lock()
         self._running, self._collect = True, False
-        threading.Thread(target=self._imports, name="mu-bench-warm-up", daemon=True).start()
+        threading.Thread(
+            target=self._imports, args=(figures,), name="mu-bench-warm-up", daemon=True
+        ).start()
 
-    def _imports(self) -> None:
+    def _imports(self, figures: bool) -> None:
         try:
             import torch  # noqa: F401
             from sklearn import linear_model, metrics, model_selection, svm  # noqa: F401
             from threadpoolctl import threadpool_limits
 
             threadpool_limits(1, user_api="blas")
+            if figures:
+                from mu_bench.leaderboard.figures import warm_up as warm_up_figures
+
+                warm_up_figures()
         finally:
             with self._lock:
                 self._running = False
@@ -286,7 +293,7 @@ def _stages(
     # waited for the method's description).
     from ..device import resolve_device
     from ..isolation.executor import close, for_prepare, make_executor
-    from ..submission.evaluate import Scorer, evaluate, score_seeds
+    from ..submission.evaluate import Scorer, evaluate
     from ..submission.execute import execute
     from ..submission.pipeline import work_folder
     from ..submission.prepare import prepare
@@ -325,19 +332,18 @@ def _stages(
         marks["execute"] = time.time()
         execution = execute(sub, art, device, work, runs_on, on_outcome=arrived)
         marks["executed"] = time.time()
-        scored = score_seeds(art, execution, device, scorer)
-        marks["scored"] = time.time()
-        if figures:  # drawn by the store writer while forget quality is computed here
-            recorder.draw(_figure_data(sub, scored, art))
-        marks["figures"] = time.time()
-        evaluation = evaluate(sub, art, execution, device, timings, scorer=scorer, scored=scored)
+        evaluation = evaluate(sub, art, execution, device, timings, scorer=scorer)
         marks["evaluated"] = time.time()
     finally:
         scorer.close()
         close(runs_on)
         if not req.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    report = recorder.record(evaluation.report, key=store.key_of(sub, device))
+    recorder.begin(evaluation.report, key=store.key_of(sub, device))
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        drawn = _figures(Path(tmp), evaluation, art) if figures else {}
+        marks["figures"] = time.time()
+        report = recorder.finish(drawn)
     seeds = {
         str(o.seed): {
             "arrived": arrivals.get(o.seed),
@@ -371,9 +377,11 @@ def _stream(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_
         )
     finally:
         close(runs_on)
-    if figures:
-        recorder.draw(_evaluation_figure_data(result.evaluation, result.art))
-    return recorder.record(result.evaluation.report, key=store.key_of(sub, device))
+    recorder.begin(result.evaluation.report, key=store.key_of(sub, device))
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        return recorder.finish(
+            _figures(Path(tmp), result.evaluation, result.art) if figures else {}
+        )
 
 
 def _family(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_on, figures: bool):
@@ -404,27 +412,18 @@ def _family(recorder: Recorder, uri: str, sub, req: _Request, device: str, runs_
         )
     finally:
         close(runs_on)
-    if figures:
-        recorder.draw(_evaluation_figure_data(result.members[0].evaluation, result.art))
-    return recorder.record(result.evaluation.report, key=store.key_of(sub, device))
+    recorder.begin(result.evaluation.report, key=store.key_of(sub, device))
+    with tempfile.TemporaryDirectory(prefix="mu-bench-figures-") as tmp:
+        first = result.members[0].evaluation
+        return recorder.finish(_figures(Path(tmp), first, result.art) if figures else {})
 
 
-def _figure_data(sub, scored, art):
-    """What the figures show, from the scored seeds (before forget quality)."""
-    from mu_bench.leaderboard.figures import figure_data
-    from mu_bench.leaderboard.labels import title
+def _figures(folder: Path, evaluation, art) -> dict[str, Path]:
+    """The submission's figures, drawn into `folder` while the store writer logs the rest
+    of the record (`Recorder.begin`)."""
+    from mu_bench.leaderboard.figures import submission_figures
 
-    ok = [s for s in scored.seeds if s.status == "ok"]
-    name = title(sub.entry.name, sub.scenario.name, len(scored.seeds), sub.params, sub.preset)
-    return figure_data(
-        name, sub.entry.name, scored.outputs, [s.metrics for s in ok], scored.lira, art
-    )
-
-
-def _evaluation_figure_data(evaluation, art):
-    from mu_bench.leaderboard.figures import evaluation_figure_data
-
-    return evaluation_figure_data(evaluation, art)
+    return submission_figures(folder, evaluation, art)
 
 
 def sandbox_guard(uri: str, flag: bool) -> bool:

@@ -266,25 +266,11 @@ def klom_metrics(
     return out, notes
 
 
-def submission_lira(unlearned_confs: np.ndarray, ref: Reference) -> LiraResult | None:
-    """LiRA of the ok seeds' forget confidences against the reference's gold (OUT) and
-    IN models, or None where the scenario trains too few of them (or no seed is ok)."""
-    if len(ref.in_confs) >= 2 and len(ref.gold_confs) >= 3 and len(unlearned_confs):
-        return lira_attack(
-            unlearned_confs, ref.gold_confs, ref.in_confs, fix_variance=ref.fix_variance
-        )
-    return None
-
-
-_COMPUTE = object()  # `submission_metrics`'s lira: computed there unless given
-
-
 def submission_metrics(
     unlearned_confs: np.ndarray,
     per_seed: Sequence[dict[str, float]],
     ref: Reference,
     unlearned_margins: np.ndarray | None = None,
-    lira: LiraResult | None | object = _COMPUTE,
 ) -> SubmissionEvaluation:
     """Forget quality, its ceiling and normalised value, the score, and LiRA, from the ok
     seeds' forget confidences (in seed order; `per_seed` their `model_metrics`) and the
@@ -292,11 +278,10 @@ def submission_metrics(
     first N seeds against every disjoint N-set of the gold and holdout-gold models (the
     mean, and `forget_quality_std` its spread over the sets; gold models 0..N-1 alone
     without holdout models), and the ceiling is pooled at the same N (its mean, and
-    `forget_quality_ceiling_std` the spread of one draw). `lira`: `submission_lira`'s
-    result when the caller has it already."""
+    `forget_quality_ceiling_std` the spread of one draw)."""
     out: dict[str, float] = {}
     notes: list[str] = []
-    fq = None
+    fq = lira = None
     seeds, k = len(unlearned_confs), len(ref.gold_confs)
     n = min(seeds, k)
     if seeds < 2:
@@ -347,9 +332,10 @@ def submission_metrics(
             if at_n > 0 and "forget_quality" in out:
                 out["forget_quality_norm"] = f_value / at_n
                 out["score_norm"] = out["score"] / at_n
-    if lira is _COMPUTE:
-        lira = submission_lira(unlearned_confs, ref)
-    if isinstance(lira, LiraResult):
+    if len(ref.in_confs) >= 2 and k >= 3 and seeds:
+        lira = lira_attack(
+            unlearned_confs, ref.gold_confs, ref.in_confs, fix_variance=ref.fix_variance
+        )
         out["lira_auc"] = lira.auc
         out["lira_tpr_at_1pct_fpr"] = lira.tpr_at_1pct_fpr
         out["lira_tpr_at_0.1pct_fpr"] = lira.tpr_at_01pct_fpr
@@ -357,6 +343,4 @@ def submission_metrics(
         values, klom_notes = klom_metrics(unlearned_margins, ref)
         out.update(values)
         notes.extend(klom_notes)
-    return SubmissionEvaluation(
-        out, tuple(notes), fq, lira if isinstance(lira, LiraResult) else None
-    )
+    return SubmissionEvaluation(out, tuple(notes), fq, lira)

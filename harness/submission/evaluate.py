@@ -26,7 +26,6 @@ import torch
 
 from .. import __version__
 from ..evaluation.inference import ModelOutputs, infer, returned_weights
-from ..evaluation.metrics.lira import LiraResult
 from ..evaluation.relearning import RELEARN_METRICS, relearn_metrics
 from ..evaluation.scoring import (
     SubmissionEvaluation,
@@ -34,7 +33,6 @@ from ..evaluation.scoring import (
     forget_confidences,
     forget_margins,
     model_metrics,
-    submission_lira,
     submission_metrics,
 )
 from .prepare import mia_seed, relearn_seed
@@ -180,28 +178,19 @@ def _relearn_gaps(metrics: dict[str, float], gold: dict[str, float]) -> None:
             metrics[f"{name}_gap"] = abs(metrics[name] - gold[name])
 
 
-@dataclass(frozen=True)
-class Scored:
-    """Every seed's report and each ok seed's outputs, scored: what the figures are
-    drawn from (`figures.figure_data`), before the submission-level metrics (forget
-    quality, the longest part) that `evaluate` adds. `lira` is already computed."""
-
-    seeds: tuple[SeedReport, ...]
-    outputs: dict[int, ModelOutputs]
-    confidences: Any  # (ok seeds, forget examples)
-    margins: Any
-    lira: LiraResult | None
-    relearn_seconds: float
-    seconds: float  # this stage's own
-
-
-def score_seeds(
-    art: Artifacts, execution: Execution, device: str, scorer: Scorer | None = None
-) -> Scored:
-    """Every seed's report with its metrics; `scorer`, the seeds it has scored ahead (it
-    is closed here)."""
+def evaluate(
+    sub: Submission,
+    art: Artifacts,
+    execution: Execution,
+    device: str,
+    timings: dict[str, float] | None = None,
+    scorer: Scorer | None = None,
+) -> Evaluation:
+    """Score every ok seed and the submission; `timings` (prepare's, say) join the
+    report's own; `scorer`, the seeds it has scored ahead (it is closed here)."""
     clock = time.perf_counter()
     seeds, outputs = [], {}
+    no_relearning = _relearning(art, execution.out_spec)
     relearn_seconds = 0.0
     for outcome in execution.outcomes:
         metrics: dict[str, float] = {}
@@ -227,38 +216,6 @@ def score_seeds(
                 metrics,
             )
         )
-    if scorer is not None:
-        scorer.close()
-    ok = [s for s in seeds if s.status == "ok"]
-    confs = forget_confidences((outputs[s.seed] for s in ok), art.data, art.split)
-    margins = forget_margins((outputs[s.seed] for s in ok), art.data, art.split)
-    return Scored(
-        tuple(seeds),
-        outputs,
-        confs,
-        margins,
-        submission_lira(confs, art.reference),
-        relearn_seconds,
-        time.perf_counter() - clock,
-    )
-
-
-def evaluate(
-    sub: Submission,
-    art: Artifacts,
-    execution: Execution,
-    device: str,
-    timings: dict[str, float] | None = None,
-    scorer: Scorer | None = None,
-    scored: Scored | None = None,
-) -> Evaluation:
-    """Score every ok seed (`score_seeds`, unless `scored` is given) and the submission;
-    `timings` (prepare's, say) join the report's own."""
-    clock = time.perf_counter()
-    if scored is None:
-        scored = score_seeds(art, execution, device, scorer)
-    seeds, outputs, relearn_seconds = list(scored.seeds), scored.outputs, scored.relearn_seconds
-    no_relearning = _relearning(art, execution.out_spec)
     ok = [s for s in seeds if s.status == "ok"]
     ref = art.reference
     metrics = aggregate(
@@ -268,8 +225,9 @@ def evaluate(
         art.retrain_seconds,
     )
     _relearn_gaps(metrics, ref.gold_mean_std()[0])
-    per_seed = [s.metrics for s in ok]
-    across = submission_metrics(scored.confidences, per_seed, ref, scored.margins, scored.lira)
+    confs = forget_confidences((outputs[s.seed] for s in ok), art.data, art.split)
+    margins = forget_margins((outputs[s.seed] for s in ok), art.data, art.split)
+    across = submission_metrics(confs, [s.metrics for s in ok], ref, margins)
     metrics.update(across.metrics)
     in_scope = not (sub.method.scope == "class" and sub.scenario.forget.rule != "class")
     notes = [] if in_scope else ["out of scope: a class-unlearning method run on random forgetting"]
@@ -277,10 +235,12 @@ def evaluate(
     if no_relearning not in (None, "off") and ok:
         notes.append(no_relearning)
     notes.extend(_truncation_notes(sub.entry.name, seeds))
+    if scorer is not None:
+        scorer.close()
     all_timings = {
         **(timings or {}),
         **execution.timings,
-        "evaluate_seconds": scored.seconds + time.perf_counter() - clock,
+        "evaluate_seconds": time.perf_counter() - clock,
         **({"scoring_ahead_seconds": scorer.seconds} if scorer is not None else {}),
     }
     if relearn_seconds:
