@@ -18,27 +18,34 @@ medians and their ratio: the two are measured side by side, under the same load.
 seconds (user + system, of the submit and every process it started, helpers included)
 are printed too: on a shared machine they vary less than the wall time.
 
-Measured (3 Dec, `--repeats 5 --baseline TREE --cache CACHE`, TREE = 81a9af2, the
-commit before this stop's four changes: forget quality's examples batched and its gold
-sets on threads, the relearning attack without torch._dynamo, the store writer at nice
-10, a second fork server only for a job kept waiting 1 s), load 1.5-2.4 on the 2-core
-machine: this 9.80 s against 13.18 s, a ratio of 0.74 (0.71 as the median of pairs), CPU
-0.86. The same machine ran the baseline in 8.99 s alone at 02:33 and in 13.2 s side by
-side at 03:33 at a similar load average: its speed varies by 1.4x with the host, so only
-ratios measured side by side compare. This code alone right after (5 repeats, load
-1.0-1.8), in seconds and share of the wall time (9.32 s):
+Measured (3 Dec, stop 21, `--repeats 7 --baseline TREE --cache CACHE`, TREE = 53d0329,
+stop 20's last commit; load 2.3-2.7 on the 2-core machine, whose speed varies by 1.4x
+with the host, so only ratios measured side by side compare): this 8.45 s against 9.90 s,
+a ratio of 0.85 (0.84 as the median of pairs), CPU 0.93. Earlier runs of this stop's
+code gave 0.85 (pairs 0.81) and 0.90 (0.86). The changes: the fork server imports with
+the collector off (standalone, 4.4-5.0 s of CPU became 3.3-3.4 s) and takes
+torch._dynamo while it describes the method, not before; this process imports torch and
+scikit-learn on a thread while plan waits, and runs OpenBLAS on one thread (its second
+thread spun 0.8-1.0 s of CPU a submit); the store writer records while the figures are
+drawn. The parts of this code's median, in seconds and share of the wall time:
 
-    interpreter + CLI imports                  0.42 (5%)    imports (torch, ...), plan   3.35 (36%)
-    checks, helpers started                    0.07 (1%)    prepare (cache hit)          0.25 (3%)
-    seed 0 waits for the fork server           0.11 (1%)    method (unlearn)             1.69 (18%)
-    worker start-up                            0.64 (7%)    harness between workers      0.40 (4%)
-    evaluation after the last seed             0.85 (9%)    figures                      0.67 (7%)
-    record (store writer)                      0.52 (6%)    JSON out, exit               0.09 (1%)
-    overlapped: fork server start to first fork 3.73, MLflow import in the writer 2.48,
-    scoring seeds ahead (thread) 1.24, workers' time summed 2.41
+    interpreter + CLI imports                  0.49 (6%)    imports (torch, ...), plan   2.24 (27%)
+    checks, helpers started                    0.08 (1%)    prepare (cache hit)          0.79 (9%)
+    seed 0 waits for the fork server           0.15 (2%)    method (unlearn)             1.96 (23%)
+    worker start-up                            1.01 (12%)   harness between workers      0.18 (2%)
+    evaluation after the last seed             0.61 (7%)    figures                      0.64 (8%)
+    record (store writer)                      0.16 (2%)    JSON out, exit               0.10 (1%)
+    overlapped: fork server start to first fork 3.17, MLflow import in the writer 5.38,
+    store opened 3.37 after prepare, scoring seeds ahead (thread) 1.71, workers' time
+    summed 3.04
 
-The long pole is now the fork server's start (torch 1.6 s and torch._dynamo 1.35 s of
-imports, which every forked worker needs): plan waits for it to describe the method.
+The machine is CPU-bound now: per process, a submit takes about 6.3 s of CPU in the
+harness (torch 1.5, scikit-learn and matplotlib 1.6, scoring 1.0, the main thread 1.6),
+2.7 s in the store writer (MLflow), 2.8 s in the fork server (torch, torch._dynamo)
+and 2.0 s in the workers: about 14 s on 2 cores, 7 s even if nothing ever waited.
+(The CPU this script prints misses part of the fork server's and its workers': killed
+with the harness inside bubblewrap, they are not reaped with their usage.) Imports are
+about 8 s of those 14; what remains of the method's own is 1.6 s.
 
     .venv/bin/python benchmarks/submit_breakdown.py [--method finetune]
         [--scenario digits-random10] [--repeats 5] [--seeds N] [--jobs N]

@@ -2,14 +2,15 @@
 scenario with a `[stream]`, its deletion requests one after another: `submission.stream`;
 with a `[family]`, each forget set's submission, then one record: `submission.family`).
 
-Ordered for a short wall clock (a warm digits submit: 0.65x main's side by side on a
-loaded machine; parts and numbers in `benchmarks/submit_breakdown.py`): the checks
-that need no torch come first; then, before torch is imported here, the two helper
-processes start, so that their imports overlap this process's own: the fork server
-(CPU runs; its torch import is the long pole, seed 0 waits for it) and the store writer
-(`leaderboard/recorder.py`, MLflow). Each seed is scored while the next one runs
-(`evaluate.Scorer`), the figures are drawn while the writer records the rest, and the
-process leaves without the interpreter's shutdown (`main.fast_exit`).
+Ordered for a short wall clock (parts and numbers in `benchmarks/submit_breakdown.py`):
+the checks that need no torch come first; then, before torch is imported here, the two
+helper processes start, so that their imports overlap this process's own: the fork
+server (CPU runs; its imports are the long pole: plan's description of the method and
+seed 0 wait for it) and the store writer (`leaderboard/recorder.py`, MLflow); torch and
+scikit-learn are imported here on a thread (`_WarmUp`) while plan waits. Each seed is
+scored while the next one runs (`evaluate.Scorer`), the figures are drawn while the
+writer records the rest, and the process leaves without the interpreter's shutdown
+(`main.fast_exit`).
 """
 
 from __future__ import annotations
