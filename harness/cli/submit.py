@@ -290,7 +290,7 @@ def _stages(
         memory=req.memory,
         require_sandbox=req.require_sandbox,
     )
-    # Only now the modules that import torch (`_warm_up` has been importing it while plan
+    # Only now the modules that import torch (`_WarmUp` has been importing it while plan
     # waited for the method's description).
     from ..device import resolve_device
     from ..isolation.executor import close, for_prepare, make_executor

@@ -22,7 +22,7 @@ the worker. It signals the hand-over on a pipe only it and this server hold, so 
 runner's clock starts on an event a plugin cannot fake or delay. The server exits when
 its stdin closes, i.e. when the harness is gone.
 
-torch._dynamo (1.3 s of CPU with the collector off; every `torch.optim` optimizer needs
+torch._dynamo (0.8 s of CPU with the collector off; every `torch.optim` optimizer needs
 it) is imported last: before the first job that is not `light`, or, when the first job
 is light (`mu-bench submit`'s description of the method, which trains nothing), on a
 thread while that job runs, so the server answers the description that much sooner. The
