@@ -39,13 +39,15 @@ drawn. The parts of this code's median, in seconds and share of the wall time:
     store opened 3.37 after prepare, scoring seeds ahead (thread) 1.71, workers' time
     summed 3.04
 
-The machine is CPU-bound now: per process, a submit takes about 6.3 s of CPU in the
-harness (torch 1.5, scikit-learn and matplotlib 1.6, scoring 1.0, the main thread 1.6),
-2.7 s in the store writer (MLflow), 2.8 s in the fork server (torch, torch._dynamo)
-and 2.0 s in the workers: about 14 s on 2 cores, 7 s even if nothing ever waited.
-(The CPU this script prints misses part of the fork server's and its workers': killed
-with the harness inside bubblewrap, they are not reaped with their usage.) Imports are
-about 8 s of those 14; what remains of the method's own is 1.6 s.
+The machine is CPU-bound now. The CPU this script prints misses the fork server's and
+its workers' under bubblewrap (killed with the harness, they are never reaped with their
+usage: 9.9-10.1 s counted, against 15.4-17.2 s for the same submit without bubblewrap).
+`MU_BENCH_SANDBOX=landlock benchmarks/submit_breakdown.py --repeats 3` counts them all:
+15.9 s of CPU for 8.75 s of wall time, at least 8 s on 2 cores even if nothing ever
+waited. A scratch run that timed each thread and helper (not a committed command) split
+about 14 s as 6.3 s in the harness (torch 1.5, scikit-learn and matplotlib 1.6, scoring
+1.0, the main thread 1.6), 2.7 s in the store writer (MLflow), 2.8 s in the fork server
+(torch, torch._dynamo) and 2.0 s in the workers: about 8 s of imports, 1.6 s of method.
 
     .venv/bin/python benchmarks/submit_breakdown.py [--method finetune]
         [--scenario digits-random10] [--repeats 5] [--seeds N] [--jobs N]

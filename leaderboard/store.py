@@ -511,7 +511,6 @@ def record(
         if report.scenario_toml:
             c.log_text(run_id, report.scenario_toml, "scenario.toml")
         c.log_inputs(run_id, datasets=[_scenario_input(report)])
-        children = []
         for s in report.seeds:
             child_tags = [
                 RunTag("mlflow.parentRunId", run_id),
@@ -528,7 +527,6 @@ def record(
             child = c.create_run(
                 exp_id, run_name=seed_run_name(report.method, s.seed, s.forget_set)
             )
-            children.append(child.info.run_id)
             seed_metrics = dict(s.metrics)
             for k in ("unlearn_seconds", "wall_seconds"):
                 if getattr(s, k) is not None:
@@ -547,8 +545,7 @@ def record(
         drawn = figures() if callable(figures) else figures or {}
     except BaseException:
         with _lock(uri):
-            for gone in (*children, run_id):
-                c.delete_run(gone)
+            _delete_record(c, exp_id, run_id)
         raise
     with _lock(uri), contextlib.redirect_stdout(sys.stderr):
         _log_figures(c, run_id, drawn)
@@ -728,22 +725,28 @@ def discard_incomplete(uri: str, scenario: str, key: str) -> list[str]:
     """Delete (MLflow's soft delete: off the board) the records with `key` that were cut
     short, with their seed runs; returns the parent run ids deleted. Call it before
     submitting `key` again, and only when no other process is recording that same key."""
-    from mlflow.entities import ViewType
-
     c = client(uri)
     gone = []
     with _lock(uri):
         for run in _runs_with_key(uri, scenario, key):
             if run.info.status != "RUNNING":
                 continue
-            children = c.search_runs(
-                [run.info.experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'",
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=5000,
-            )
-            for child in children:
-                c.delete_run(child.info.run_id)
-            c.delete_run(run.info.run_id)
+            _delete_record(c, run.info.experiment_id, run.info.run_id)
             gone.append(run.info.run_id)
     return gone
+
+
+def _delete_record(c, exp_id: str, run_id: str) -> None:
+    """Delete a submission's run and its seed runs (MLflow's soft delete: off the board);
+    under the store's lock."""
+    from mlflow.entities import ViewType
+
+    children = c.search_runs(
+        [exp_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+        run_view_type=ViewType.ACTIVE_ONLY,
+        max_results=5000,
+    )
+    for child in children:
+        c.delete_run(child.info.run_id)
+    c.delete_run(run_id)

@@ -168,6 +168,7 @@ def submit(
         recorder.abandon()
         raise
     finally:
+        warm.leave_collector()  # as restored here, even if its imports end later
         gc.unfreeze()
         if collecting:
             gc.enable()
@@ -195,7 +196,7 @@ class _WarmUp:
     Then one BLAS thread for this process: its BLAS calls are small (the attacks'
     one-feature fits), and OpenBLAS's second thread only spun, 0.8-1.0 s of CPU a digits
     submit taken from the workers (`threadpoolctl` is scikit-learn's own dependency). The
-    scores are bit for bit the same (closing note of stop 21: 8 submissions compared)."""
+    scores are bit for bit the same (`benchmarks/same_scores.py`: 12 submissions)."""
 
     def __init__(self, figures: bool):
         import threading
@@ -232,6 +233,11 @@ class _WarmUp:
                 self._collect = True
                 return
         _collect()
+
+    def leave_collector(self) -> None:
+        """Cancel `collect_when_done`: the caller sets the collector itself."""
+        with self._lock:
+            self._collect = False
 
 
 def _collect() -> None:

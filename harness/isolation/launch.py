@@ -5,9 +5,9 @@
   imported torch, torch._dynamo (after a first `light` job: see there) and the
   worker's harness modules and done nothing else (no plugin code, no tensor work, no
   CUDA). Each worker is still its own process in its own session and process group,
-  with its own address space, files in and out. This
-  cuts a worker's start from about 2.5 s (importing torch, then torch._dynamo on the
-  first optimizer) to a fraction of a second; `benchmarks/worker_start.py` measures
+  with its own address space, files in and out. This cuts a worker's start from about
+  2.5 s (importing torch, then torch._dynamo on the first optimizer) to a fraction of a
+  second; `benchmarks/worker_start.py` measures
   both. `prestart` starts the server as early as the harness can, so its imports
   overlap the harness's own. A server serves one worker at a time; `ServerPool` keeps
   as many as an executor runs workers at once (`prestart(device, jobs)`).

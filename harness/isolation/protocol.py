@@ -82,6 +82,9 @@ class MethodRef:
 @dataclass(frozen=True)
 class _Request:  # the requests that run a method
     kind: ClassVar[str]
+    # Whether the job trains (builds `torch.optim` optimizers, which need torch._dynamo):
+    # the fork server answers a job that does not before importing torch._dynamo.
+    trains: ClassVar[bool] = True
     method: MethodRef
     params: dict[str, Any]  # validated hyperparameters, JSON types
     seed: int  # the seed index: 0, 1, ..., N-1
@@ -153,6 +156,7 @@ class TrainModelRequest:
     `x_test`). Outputs: `weights.pt` and `outputs.pt` (the logits of that pass)."""
 
     kind: ClassVar[str] = "train-model"
+    trains: ClassVar[bool] = True
     role: str  # "original", "gold", "gold-holdout", "in"
     seed: int  # the model's index within its role
     rng_seed: int  # its initialisation and shuffling seed (`prepare.init_seed`)
@@ -181,6 +185,7 @@ class InspectRequest:
     `output/method.json`. No inputs, no seed, nothing timed but the whole inspection."""
 
     kind: ClassVar[str] = "inspect"
+    trains: ClassVar[bool] = False
     method: MethodRef
     params: dict[str, Any] = field(default_factory=dict)
     use_preset: bool = True
@@ -214,6 +219,7 @@ class CheckRequest:
     inputs, no seed."""
 
     kind: ClassVar[str] = "check"
+    trains: ClassVar[bool] = False
     method: MethodRef
     device: str = "cpu"  # the worker's start path only: the checks do no tensor work
 
