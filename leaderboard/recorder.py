@@ -6,6 +6,10 @@ SQLAlchemy, its GenAI modules); in a thread of the harness it holds the GIL whil
 seeds run, and its objects make the harness's heap larger. The writer imports MLflow
 at once and then serves one JSON line at a time on its stdin, answering on its stdout:
 
+    harness -> writer  {"settings": URI}  the store's settings, read (`store.settings`):
+    writer -> harness  {"settings": {...}}  or  {"error": {...}}   asked only where no
+                                          sandbox confines the workers: whether the
+                                          store requires one decides if the submit runs
     harness -> writer  {"open": URI}      the submission is known good: open the store
                                           (SQLite: created on first use), as before
     harness -> writer  {"record": REPORT, "key": KEY}    `asdict(report)`, tracebacks
@@ -46,9 +50,11 @@ class StoreWriteFailed(RuntimeError):
 class Recorder:
     """The harness's side: start the writer now, open the store later, record once."""
 
-    def __init__(self) -> None:
+    def __init__(self, urgent: bool = False) -> None:
+        """`urgent`: the harness will wait on the writer before anything runs (for the
+        store's settings), so the writer does not yield its CPU to it (no `nice`)."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mu_bench.leaderboard.recorder"],
+            [sys.executable, "-m", "mu_bench.leaderboard.recorder", *(["--urgent"] * urgent)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -62,6 +68,23 @@ class Recorder:
         with contextlib.suppress(BrokenPipeError):  # it has ended: the missing answer says how
             self.proc.stdin.write(json.dumps(message, default=str) + "\n")
             self.proc.stdin.flush()
+
+    def settings(self, uri: str) -> dict[str, str]:
+        """The settings of the store at `uri`, read by the writer, so that the harness
+        never imports MLflow (about 2.5 s of CPU) to learn them; raises what reading
+        them raised."""
+        self._send({"settings": uri})
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            raise StoreWriteFailed(
+                f"the store writer ended (exit code {code}) before reading the store's "
+                "settings; its messages, if any, are above"
+            )
+        answer = json.loads(line)
+        if "error" in answer:
+            _raise(answer["error"])
+        return answer["settings"]
 
     def open(self, uri: str) -> None:
         """Start opening the store at `uri` (a failure surfaces at `record`)."""
@@ -152,8 +175,9 @@ def serve() -> None:
     # Nothing waits on this process until "record", and then the harness is idle: on a
     # small machine its imports and the store's opening (CPU, mostly imports) yield to
     # the harness's start-up and the seeds instead of sharing the cores with them.
-    with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows), or refused
-        os.nice(10)
+    if "--urgent" not in sys.argv[1:]:  # the harness waits on it at once: no yielding
+        with contextlib.suppress(AttributeError, OSError):  # no os.nice (Windows), or refused
+            os.nice(10)
     clock = {"started": time.time()}
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever MLflow prints goes to stderr; stdout carries only replies
@@ -170,10 +194,21 @@ def serve() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
     clock["imported"] = time.time()
+
+    def reply(answer: dict[str, Any]) -> None:
+        with contextlib.suppress(BrokenPipeError):  # the harness is gone: nobody asks
+            replies.write(json.dumps(answer) + "\n")
+            replies.flush()
+
     uri, failure = None, None
     while line := sys.stdin.readline():  # not the file's iterator: `_figures` reads too
         message = json.loads(line)
-        if "open" in message:
+        if "settings" in message:  # a read: nothing is created or written
+            try:
+                reply({"settings": store.settings(message["settings"])})
+            except BaseException as exc:
+                reply({"error": _describe(exc)})
+        elif "open" in message:
             uri = message["open"]
             try:
                 store.client(uri)
@@ -193,9 +228,7 @@ def serve() -> None:
                 answer: dict[str, Any] = {"run_id": report.run_id, "timings": clock}
             except BaseException as exc:
                 answer = {"error": _describe(exc)}
-            with contextlib.suppress(BrokenPipeError):  # the harness is gone: nobody asks
-                replies.write(json.dumps(answer) + "\n")
-                replies.flush()
+            reply(answer)
             break
     sys.stderr.flush()
     os._exit(0)  # every write is committed; skip the interpreter's shutdown

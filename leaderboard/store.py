@@ -588,8 +588,10 @@ def set_setting(uri: str, key: str, value: str) -> None:
         c.set_experiment_tag(exp_id, key, value)
 
 
-def requires_sandbox(uri: str) -> bool:
-    return settings(uri).get(REQUIRE_SANDBOX, "").lower() == "true"
+def requires_sandbox(uri: str, read: Callable[[str], dict[str, str]] | None = None) -> bool:
+    """Whether the store at `uri` requires sandboxed submits; `read` reads its settings
+    (default `settings`: the store writer's, for a harness without MLflow imported)."""
+    return (read or settings)(uri).get(REQUIRE_SANDBOX, "").lower() == "true"
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -395,3 +395,34 @@ def test_a_store_that_requires_a_sandbox_refuses_unsandboxed_submits(tmp_path, h
     proc = cli("submit", "noop", "--tracking-uri", uri, env={"MU_BENCH_SANDBOX": "none"})
     _refused(proc, home, f"the store {uri}")
     assert _sha(db) == before
+
+
+def test_the_harness_never_imports_mlflow_to_submit(tmp_path):
+    """MLflow (about 2.5 s of CPU to import) is the store writer's alone. Unsandboxed, the
+    store's setting must be read before any plugin code runs: the harness asks the writer
+    for it rather than importing MLflow itself. The store exists (a fresh one has no
+    settings to read), and its setting allows unsandboxed runs."""
+    from mu_bench.leaderboard import store
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    store.set_setting(uri, store.REQUIRE_SANDBOX, "false")
+    for forced in ({"MU_BENCH_SANDBOX": "none"}, {}):  # unsandboxed, then this machine's
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "mu_bench", "submit", "noop", "-n", "1"]
+            + ["--tracking-uri", uri, "--no-figures"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **forced},
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        imported = {
+            line.rsplit("|", 1)[1].strip()
+            for line in proc.stderr.splitlines()
+            if line.startswith("import time:")
+        }
+        assert "torch" in imported  # the harness's imports are listed (not its helpers')
+        assert not [m for m in imported if m.split(".")[0] == "mlflow"], forced
+        # Unsandboxed, the guard read the store's setting and let the run go on.
+        assert ("recorded unverified" in proc.stderr) == bool(forced)

@@ -70,14 +70,14 @@ def grid(
     from ..device import resolve_device
     from ..isolation.executor import close, make_executor
     from ..submission.grid import grid_spec, plan_grid, run_grid, summary
-    from .submit import sandbox_guard
+    from .submit import sandbox_guard, sandbox_mechanism
 
     show_progress()
     use_data_root(data_root)
     spec = grid_spec(file, methods, scenarios, seeds, budget, no_preset)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    required = sandbox_guard(uri, False)  # the user's or the store's setting
+    required = sandbox_guard(uri, False, sandbox_mechanism(uri))  # the user's or the store's
     device = resolve_device(device)
     cells = plan_grid(spec, device, require_sandbox=required)
     runs_on = make_executor(executor, jobs, device)

@@ -20,6 +20,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -122,7 +123,7 @@ def submit(
     check_executor(executor, jobs)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    required = sandbox_guard(uri, require_sandbox)  # before any helper starts
+    mechanism = sandbox_mechanism(uri)  # before any helper starts
 
     from mu_bench.leaderboard.recorder import Recorder
 
@@ -131,7 +132,7 @@ def submit(
     # A CPU fork server always: plan's sandboxed description of the method forks from it
     # here (a cluster's seeds fork from their own servers), and so do local CPU seeds.
     prestart("cpu")
-    recorder = Recorder()
+    recorder = Recorder(urgent=mechanism == "none")  # see `sandbox_guard` below
     # torch's import makes about a million objects: no collection while they are made
     # (about 15% of its CPU time); frozen once prepared and the warm-up's imports done
     # (`_WarmUp.collect_when_done`), so that later collections skip them. As it was at
@@ -141,6 +142,10 @@ def submit(
     warm = _WarmUp(figures)
     marks["helpers"] = time.time()
     try:
+        # Unsandboxed, the store's own setting decides whether this submit may run, before
+        # any plugin code does: the writer reads it (it imports MLflow anyway), while
+        # this process and the fork server import torch.
+        required = sandbox_guard(uri, require_sandbox, mechanism, recorder.settings)
         report, stages = _stages(
             recorder,
             warm,
@@ -433,11 +438,10 @@ def _figures(folder: Path, evaluation, art) -> dict[str, Path]:
     return submission_figures(folder, evaluation, art)
 
 
-def sandbox_guard(uri: str, flag: bool) -> bool:
-    """Whether this submit must run sandboxed (`--require-sandbox`, the user's
-    `$MU_BENCH_REQUIRE_SANDBOX`, or the store's own setting); raises UsageError, before
-    anything is written, when it must and this machine offers no sandbox. Keeps the
-    store's folder out of every worker's reach."""
+def sandbox_mechanism(uri: str) -> str:
+    """The mechanism this machine's workers run under (`policy.mechanism`; UsageError for
+    a bad `$MU_BENCH_SANDBOX`). Keeps the store's folder out of every worker's reach:
+    call it before any fork server starts."""
     from mu_bench.leaderboard import store
 
     from ..errors import UsageError
@@ -447,9 +451,27 @@ def sandbox_guard(uri: str, flag: bool) -> bool:
     if db is not None:
         policy.forbid(db.parent)
     try:
-        mechanism = policy.mechanism()
+        return policy.mechanism()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+def sandbox_guard(
+    uri: str,
+    flag: bool,
+    mechanism: str,
+    settings: Callable[[str], dict[str, str]] | None = None,
+) -> bool:
+    """Whether this submit must run sandboxed (`--require-sandbox`, the user's
+    `$MU_BENCH_REQUIRE_SANDBOX`, or the store's own setting); raises UsageError, before
+    anything is written or any plugin code runs, when it must and `mechanism` (from
+    `sandbox_mechanism`) is "none". `settings` reads the store's settings, asked only
+    then (default `store.settings`, which imports MLflow here)."""
+    from mu_bench.leaderboard import store
+
+    from ..errors import UsageError
+    from ..isolation import policy
+
     required = flag or policy.env_requires_sandbox()
     if mechanism != "none":
         return required
@@ -459,7 +481,7 @@ def sandbox_guard(uri: str, flag: bool) -> bool:
         else f"${policy.REQUIRE_VAR}"
         if required
         else f"the store {uri} (setting {store.REQUIRE_SANDBOX})"
-        if store.requires_sandbox(uri)
+        if store.requires_sandbox(uri, settings)
         else None
     )
     if why is None:
