@@ -18,6 +18,17 @@ medians and their ratio: the two are measured side by side, under the same load.
 seconds (user + system, of the submit and every process it started, helpers included)
 are printed too: on a shared machine they vary less than the wall time.
 
+Measured against the code issue 10 measured (3 Dec, stop 22, `--repeats 7 --baseline
+TREE --baseline-cache CACHE2 --cache CACHE`, TREE = f129ce5, with its own cache; load
+1.6-2.0): that code took 14.21 s median, the 14.2 s the issue reported, so the host ran
+at the issue's speed; this code (81d6e45) took 8.52 s, a ratio of 0.60 (pairs 0.60),
+with a sandbox around every worker that code lacked. Its parts: CLI imports 0.50, checks
+0.09, plan 2.27, prepare 0.85, seed 0 waits 0.10, method 1.76, worker start-up 0.92,
+between workers 0.22, evaluation after the last seed 0.64, figures 0.65, record 0.16,
+exit 0.10 (sum of parts - wall: 0.00). Unsandboxed (`MU_BENCH_SANDBOX=none
+... --repeats 5 --baseline TREE`, TREE = 53d0329): 9.19 s against 12.85 s (0.72, CPU
+0.76), the store's setting read by the store writer instead of MLflow imported here.
+
 Measured (3 Dec, stop 21, `--repeats 7 --baseline TREE --cache CACHE`, TREE = 53d0329,
 stop 20's last commit; load 2.3-2.7 on the 2-core machine, whose speed varies by 1.4x
 with the host, so only ratios measured side by side compare): this 8.45 s against 9.90 s,
@@ -51,7 +62,7 @@ about 14 s as 6.3 s in the harness (torch 1.5, scikit-learn and matplotlib 1.6, 
 
     .venv/bin/python benchmarks/submit_breakdown.py [--method finetune]
         [--scenario digits-random10] [--repeats 5] [--seeds N] [--jobs N]
-        [--baseline /work/main]
+        [--baseline /work/main [--baseline-cache CACHE]]
 """
 
 from __future__ import annotations
@@ -190,6 +201,13 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=None, help="default: submit's (one per core)")
     ap.add_argument("--baseline", type=Path, default=None, help="another checkout, side by side")
     ap.add_argument("--cache", type=Path, default=None, help="a prepared cache to use")
+    ap.add_argument(
+        "--baseline-cache",
+        type=Path,
+        default=None,
+        help="the baseline's own cache (default: the same), for a checkout whose cache "
+        "layout differs: prepared before the first repeat when empty",
+    )
     args = ap.parse_args()
     adopt_orphans()
     scratch = Path(tempfile.mkdtemp(prefix="mu-bench-bench-"))
@@ -208,6 +226,8 @@ def main() -> None:
     for name, python in trees.items():
         (scratch / name).mkdir()
         envs[name] = dict(base_env, MU_BENCH_HOME=str(scratch / name))
+        if name == "baseline" and args.baseline_cache:
+            envs[name]["MU_BENCH_CACHE"] = str(args.baseline_cache)
         # The cache, then the store: neither is part of a warm run.
         run(python, ["prepare", args.scenario, "--json"], envs[name], scratch)
         run(python, ["submit", "noop", "-s", args.scenario, "-n", "1"], envs[name], scratch)
