@@ -74,17 +74,22 @@ class Recorder:
         never imports MLflow (about 2.5 s of CPU) to learn them; raises what reading
         them raised."""
         self._send({"settings": uri})
+        return self._answer("reading the store's settings")["settings"]
+
+    def _answer(self, doing: str) -> dict[str, Any]:
+        """The writer's next answer; raises what it reports, or that it ended before."""
         line = self.proc.stdout.readline()
         if not line:
+            self.close()  # it is ending: nothing to wait for on our side
             code = self.proc.wait()
             raise StoreWriteFailed(
-                f"the store writer ended (exit code {code}) before reading the store's "
-                "settings; its messages, if any, are above"
+                f"the store writer ended (exit code {code}) before {doing}; its messages, "
+                "if any, are above"
             )
         answer = json.loads(line)
         if "error" in answer:
             _raise(answer["error"])
-        return answer["settings"]
+        return answer
 
     def open(self, uri: str) -> None:
         """Start opening the store at `uri` (a failure surfaces at `record`)."""
@@ -110,17 +115,10 @@ class Recorder:
         """The figures for the record `begin` started: the report with its run id,
         exactly as logged."""
         self._send({"figures": {k: str(v) for k, v in (figures or {}).items()}})
-        line = self.proc.stdout.readline()
-        self.close()
-        if not line:
-            code = self.proc.wait()
-            raise StoreWriteFailed(
-                f"the store writer ended (exit code {code}) before recording the submission; "
-                "its messages, if any, are above"
-            )
-        answer = json.loads(line)
-        if "error" in answer:
-            _raise(answer["error"])
+        try:
+            answer = self._answer("recording the submission")
+        finally:
+            self.close()
         self.timings = answer.get("timings", {})
         return replace(self._report, run_id=answer["run_id"])
 

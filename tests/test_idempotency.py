@@ -215,3 +215,29 @@ def test_a_submit_that_ends_before_sending_its_figures_leaves_no_record(tmp_path
     logged = [r for r in runs if r.data.tags.get("mu_bench.kind") in ("submission", "seed")]
     assert len(logged) == 3 and {r.info.lifecycle_stage for r in logged} == {"deleted"}
     assert store.find_submission(uri, "digits-random10", key()) is None
+
+
+def test_the_store_writer_reads_settings_without_writing_and_reports_failures(tmp_path):
+    """What an unsandboxed submit asks before anything runs: the store's settings, read
+    by the writer. A store that does not exist yet stays uncreated; one that cannot be
+    read raises in the harness with the writer's traceback; a writer that died is
+    named as such."""
+    from mu_bench.leaderboard.recorder import Recorder, StoreWriteFailed
+
+    absent = tmp_path / "absent" / "board.db"
+    recorder = Recorder()
+    assert recorder.settings(f"sqlite:///{absent}") == {}
+    recorder.abandon()
+    assert not absent.parent.exists()
+
+    set_up = f"sqlite:///{tmp_path / 'team.db'}"
+    store.set_setting(set_up, store.REQUIRE_SANDBOX, "true")
+    (tmp_path / "garbage.db").write_bytes(b"not a database " * 400)
+    recorder = Recorder(urgent=True)
+    assert recorder.settings(set_up) == {store.REQUIRE_SANDBOX: "true"}
+    assert store.requires_sandbox(set_up, recorder.settings)
+    with pytest.raises(StoreWriteFailed, match="store writer's traceback"):
+        recorder.settings(f"sqlite:///{tmp_path / 'garbage.db'}")
+    recorder.proc.kill()
+    with pytest.raises(StoreWriteFailed, match="before reading the store's settings"):
+        recorder.settings(set_up)
