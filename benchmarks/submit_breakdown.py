@@ -26,8 +26,9 @@ with a sandbox around every worker that code lacked. Its parts: CLI imports 0.50
 0.09, plan 2.27, prepare 0.85, seed 0 waits 0.10, method 1.76, worker start-up 0.92,
 between workers 0.22, evaluation after the last seed 0.64, figures 0.65, record 0.16,
 exit 0.10 (sum of parts - wall: 0.00). Unsandboxed (`MU_BENCH_SANDBOX=none
-... --repeats 5 --baseline TREE`, TREE = 53d0329): 9.19 s against 12.85 s (0.72, CPU
-0.76), the store's setting read by the store writer instead of MLflow imported here.
+... --repeats 5 --baseline TREE`, TREE = 5141816, stop 21's last commit): 8.47 s against
+9.33 s (0.91, pairs 0.88, CPU 0.93), the store's setting read by the store writer
+instead of MLflow imported here.
 
 Measured (3 Dec, stop 21, `--repeats 7 --baseline TREE --cache CACHE`, TREE = 53d0329,
 stop 20's last commit; load 2.3-2.7 on the 2-core machine, whose speed varies by 1.4x

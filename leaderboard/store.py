@@ -590,7 +590,7 @@ def set_setting(uri: str, key: str, value: str) -> None:
 
 def requires_sandbox(uri: str, read: Callable[[str], dict[str, str]] | None = None) -> bool:
     """Whether the store at `uri` requires sandboxed submits; `read` reads its settings
-    (default `settings`: the store writer's, for a harness without MLflow imported)."""
+    (default `settings`, here; a harness without MLflow passes the store writer's)."""
     return (read or settings)(uri).get(REQUIRE_SANDBOX, "").lower() == "true"
 
 

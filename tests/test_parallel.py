@@ -304,10 +304,10 @@ def test_a_second_server_starts_only_for_a_job_that_waits(monkeypatch, held, ser
 
 
 def test_a_seed_forks_from_a_server_that_imported_torch_dynamo_while_describing(monkeypatch):
-    """A fresh fork server answers plan's description of the method (a light job) before
-    importing torch._dynamo, imports it on a thread while that job runs, and the seed's
-    worker inherits it frozen, with the collector on: no worker imports it again (about
-    1 s of CPU each)."""
+    """A fresh fork server answers plan's description of the method (a job that trains
+    nothing) before importing torch._dynamo, imports it on a thread while that job runs,
+    and the seed's worker inherits it frozen, with the collector on: no worker imports it
+    again (about 1 s of CPU each)."""
     import mu_bench.isolation.launch as launch
     from mu_bench.submission.pipeline import run
 

@@ -20,7 +20,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -49,6 +48,8 @@ from .app import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mu_bench.leaderboard.recorder import Recorder
 
     from ..registry import MethodEntry

@@ -9,7 +9,7 @@ line each:
 
     server  -> harness  {"ready": PID}           once, after the imports (PID: its own)
     harness -> server   {"folder": ..., "env": {...}, "sys_path": [...], "sandbox": {...},
-                         "light": true|false}
+                         "trains": true|false}
     server  -> harness  {"pid": PID}             right after the fork
     server  -> harness  {"started": true}        when the worker hands over to plugin code
     server  -> harness  {"pid": PID, "code": C}  when the worker ends (C < 0: signal)
@@ -23,10 +23,10 @@ runner's clock starts on an event a plugin cannot fake or delay. The server exit
 its stdin closes, i.e. when the harness is gone.
 
 torch._dynamo (0.8 s of CPU with the collector off; every `torch.optim` optimizer needs
-it) is imported last: before the first job that is not `light`, or, when the first job
-is light (`mu-bench submit`'s description of the method, which trains nothing), on a
-thread while that job runs, so the server answers the description that much sooner. The
-thread is joined before the next fork: no fork ever happens while it imports.
+it) is imported last: before the first job that trains, or, when the first job trains
+nothing (`mu-bench submit`'s description of the method), on a thread while that job
+runs, so the server answers the description that much sooner. The thread is joined
+before the next fork: no fork ever happens while it imports.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def serve() -> None:
         if loading is not None:  # never fork while another thread imports
             loading.join()
             loading = None
-        if not compiler and not request.get("light"):
+        if not compiler and request.get("trains", True):
             worker.preload_compiler()
             compiler = True
         read_end, write_end = os.pipe()
@@ -94,7 +94,7 @@ def serve() -> None:
                 os._exit(70)  # run_in_child never returns; this is a last resort
         os.close(write_end)
         _say(out, pid=pid)
-        if not compiler:  # a light job runs (the method's description): import meanwhile
+        if not compiler:  # a job that trains nothing runs (a description): import meanwhile
             loading = threading.Thread(target=worker.preload_compiler, daemon=True)
             loading.start()
             compiler = True

@@ -2,7 +2,7 @@
 
 - `fork` (default on a Linux CPU run): fork the worker from a warm fork server
   (`forkserver.py`), a pristine interpreter started once per harness process that has
-  imported torch, torch._dynamo (after a first `light` job: see there) and the
+  imported torch, torch._dynamo (after a first job that trains nothing: see there) and the
   worker's harness modules and done nothing else (no plugin code, no tensor work, no
   CUDA). Each worker is still its own process in its own session and process group,
   with its own address space, files in and out. This cuts a worker's start from about
@@ -348,13 +348,13 @@ class ForkServer:
         self._ready = True
 
     def fork(
-        self, folder: Path, env: dict[str, str], sandbox: dict | None = None, light: bool = False
+        self, folder: Path, env: dict[str, str], sandbox: dict | None = None, trains: bool = True
     ) -> int | None:
         """Fork a worker for `folder`; returns its pid as the harness sees it (None when
-        it had already ended by the time the harness looked for it). `light`: the job
-        trains nothing (see `forkserver`)."""
+        it had already ended by the time the harness looked for it). `trains`: whether the
+        job builds optimizers (see `forkserver`)."""
         self.await_ready()
-        request = {"folder": str(folder), "env": env, "sys_path": list(sys.path), "light": light}
+        request = {"folder": str(folder), "env": env, "sys_path": list(sys.path), "trains": trains}
         if sandbox is not None:
             request["sandbox"] = sandbox
         self.proc.stdin.write(json.dumps(request) + "\n")
@@ -581,7 +581,7 @@ class ForkedWorker:
     the next job yet."""
 
     def __init__(
-        self, folder: Path, env: dict[str, str], sandbox: dict | None = None, light: bool = False
+        self, folder: Path, env: dict[str, str], sandbox: dict | None = None, trains: bool = True
     ):
         from .policy import job_root
 
@@ -595,7 +595,7 @@ class ForkedWorker:
         try:
             self.server.await_ready()  # a new server's imports are not the worker's start
             self.spawned_at = time.monotonic()
-            self.pid = self.server.fork(folder, env, sandbox, light)
+            self.pid = self.server.fork(folder, env, sandbox, trains)
             self.server_pids = self.server.pids
         except BaseException:
             self.release()
@@ -650,12 +650,12 @@ def _work_root() -> Path:
 
 
 def start_worker(
-    folder: Path, env: dict[str, str], device: str, sandbox: dict | None = None, light: bool = False
+    folder: Path, env: dict[str, str], device: str, sandbox: dict | None = None, trains: bool = True
 ) -> SpawnedWorker | ForkedWorker:
-    """A worker for the job in `folder`; `light`: it only imports and describes or checks
-    a plugin, training nothing (a fork server need not have torch._dynamo for it)."""
+    """A worker for the job in `folder`; `trains`: False when it only imports and describes
+    or checks a plugin (a fork server need not have torch._dynamo for it)."""
     if start_mode(device) == "fork":
-        return ForkedWorker(folder, env, sandbox, light)
+        return ForkedWorker(folder, env, sandbox, trains)
     return SpawnedWorker(folder, env, sandbox)
 
 

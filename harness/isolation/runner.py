@@ -155,7 +155,7 @@ def run_job(job: Job, folder: Path) -> Outcome:
     env = {**worker_env(token), **policy.environment(str(folder / TEMP))}
     logs = [folder / STDOUT, folder / STDERR]
     try:
-        proc = start_worker(folder, env, job.request.device, sandbox, not job.request.trains)
+        proc = start_worker(folder, env, job.request.device, sandbox, job.request.trains)
     except ServerDied as exc:
         return Outcome(job.key, seed, "crashed", folder, error=str(exc), sandbox=mech)
     killed_for: str | None = None
