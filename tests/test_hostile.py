@@ -383,6 +383,26 @@ def test_require_sandbox_refuses_to_run_unsandboxed(home):
     _refused(cli("submit", "noop", env=env), home, "$MU_BENCH_REQUIRE_SANDBOX")
 
 
+def test_the_flag_and_the_variable_refuse_before_any_helper_starts(home, run_cli, monkeypatch):
+    """Known before anything runs, they refuse before the fork server and the store
+    writer start (only the store's own setting needs the writer to read it)."""
+    from mu_bench.isolation import launch
+    from mu_bench.leaderboard import recorder
+
+    started = []
+    monkeypatch.setattr(launch, "prestart", lambda *a, **k: started.append("fork server"))
+    monkeypatch.setattr(
+        recorder.Recorder, "__init__", lambda *a, **k: started.append("store writer")
+    )
+    monkeypatch.setenv("MU_BENCH_SANDBOX", "none")
+    code, _, err = run_cli("submit", "noop", "--require-sandbox")
+    assert code == 2 and "--require-sandbox asks for a sandbox" in err, err
+    monkeypatch.setenv("MU_BENCH_REQUIRE_SANDBOX", "1")
+    code, _, err = run_cli("submit", "noop")
+    assert code == 2 and "$MU_BENCH_REQUIRE_SANDBOX asks for a sandbox" in err, err
+    assert started == [] and not home.exists()
+
+
 def test_a_store_that_requires_a_sandbox_refuses_unsandboxed_submits(tmp_path, home):
     from mu_bench.leaderboard import store
 

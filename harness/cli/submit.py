@@ -124,7 +124,7 @@ def submit(
     check_executor(executor, jobs)
     uri = store.resolve_uri(tracking_uri)
     store.check_uri(uri)
-    mechanism = sandbox_mechanism(uri)  # before any helper starts
+    mechanism = sandbox_mechanism(uri, require_sandbox)  # before any helper starts
 
     from mu_bench.leaderboard.recorder import Recorder
 
@@ -439,10 +439,13 @@ def _figures(folder: Path, evaluation, art) -> dict[str, Path]:
     return submission_figures(folder, evaluation, art)
 
 
-def sandbox_mechanism(uri: str) -> str:
+def sandbox_mechanism(uri: str, flag: bool = False) -> str:
     """The mechanism this machine's workers run under (`policy.mechanism`; UsageError for
     a bad `$MU_BENCH_SANDBOX`). Keeps the store's folder out of every worker's reach:
-    call it before any fork server starts."""
+    call it before any fork server starts. Where `flag` (--require-sandbox) or the user's
+    `$MU_BENCH_REQUIRE_SANDBOX` asks for a sandbox and the mechanism is "none", refuses
+    at once (UsageError), before any helper starts; the store's own setting is read later
+    (`sandbox_guard`)."""
     from mu_bench.leaderboard import store
 
     from ..errors import UsageError
@@ -452,9 +455,12 @@ def sandbox_mechanism(uri: str) -> str:
     if db is not None:
         policy.forbid(db.parent)
     try:
-        return policy.mechanism()
+        mechanism = policy.mechanism()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if mechanism == "none" and (flag or policy.env_requires_sandbox()):
+        raise _refusal("--require-sandbox" if flag else f"${policy.REQUIRE_VAR}")
+    return mechanism
 
 
 def sandbox_guard(
@@ -466,31 +472,32 @@ def sandbox_guard(
     """Whether this submit must run sandboxed (`--require-sandbox`, the user's
     `$MU_BENCH_REQUIRE_SANDBOX`, or the store's own setting); raises UsageError, before
     anything is written or any plugin code runs, when it must and `mechanism` (from
-    `sandbox_mechanism`) is "none". `settings` reads the store's settings, asked only
-    then (default `store.settings`, which imports MLflow here)."""
+    `sandbox_mechanism`, which refuses the first two itself) is "none". `settings` reads
+    the store's settings, asked only then (default `store.settings`, which imports MLflow
+    here)."""
     from mu_bench.leaderboard import store
 
-    from ..errors import UsageError
     from ..isolation import policy
 
     required = flag or policy.env_requires_sandbox()
     if mechanism != "none":
         return required
-    why = (
-        "--require-sandbox"
-        if flag
-        else f"${policy.REQUIRE_VAR}"
-        if required
-        else f"the store {uri} (setting {store.REQUIRE_SANDBOX})"
-        if store.requires_sandbox(uri, settings)
-        else None
-    )
-    if why is None:
-        say("no sandbox confines the workers here: the run is recorded unverified")
-        return False
-    raise UsageError(
-        f"{why} asks for a sandbox, and this machine offers none "
-        f"({'MU_BENCH_SANDBOX=none forces it off; ' if os.environ.get('MU_BENCH_SANDBOX') else ''}"
-        "mu-bench needs Landlock, Linux 5.13 or later, or bubblewrap: apt-get install "
-        "bubblewrap). Nothing was run or written."
+    if required:
+        raise _refusal("--require-sandbox" if flag else f"${policy.REQUIRE_VAR}")
+    if store.requires_sandbox(uri, settings):
+        raise _refusal(f"the store {uri} (setting {store.REQUIRE_SANDBOX})")
+    say("no sandbox confines the workers here: the run is recorded unverified")
+    return False
+
+
+def _refusal(why: str) -> Exception:
+    """The UsageError for a submit that `why` asks to run sandboxed, on a machine that
+    offers no sandbox."""
+    from ..errors import UsageError
+
+    forced = "MU_BENCH_SANDBOX=none forces it off; " if os.environ.get("MU_BENCH_SANDBOX") else ""
+    return UsageError(
+        f"{why} asks for a sandbox, and this machine offers none ({forced}mu-bench needs "
+        "Landlock, Linux 5.13 or later, or bubblewrap: apt-get install bubblewrap). "
+        "Nothing was run or written."
     )
