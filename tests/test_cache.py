@@ -50,3 +50,23 @@ def test_corrupt_or_partial_entries_are_rebuilt(tmp_path):
     assert not rebuilt.gold[0].cache_hit and not rebuilt.original.cache_hit
     assert torch.equal(rebuilt.gold[0].outputs.test, art.gold[0].outputs.test)
     assert torch.load(rebuilt.gold[0].weights, weights_only=True)
+
+
+def test_a_cache_hit_hashes_each_file_once(tmp_path, monkeypatch):
+    """Every file a prepare uses is hashed (checked against its manifest) exactly once."""
+    from collections import Counter
+
+    from mu_bench import cache as cache_module
+
+    scenario = load("digits-random10")
+    cache = Cache(tmp_path)
+    prepare(scenario, "cpu", gold_seeds=2, **ONLY_GOLD, cache=cache)
+    hashed: Counter[str] = Counter()
+    real = cache_module.sha256_file
+    monkeypatch.setattr(
+        cache_module, "sha256_file", lambda path: hashed.update([str(path)]) or real(path)
+    )
+    again = prepare(scenario, "cpu", gold_seeds=2, **ONLY_GOLD, cache=cache)
+    assert all(m.cache_hit for m in (again.original, *again.gold))
+    assert str(again.gold[1].weights) in hashed and str(again.original.weights) in hashed
+    assert max(hashed.values()) == 1, hashed.most_common(3)

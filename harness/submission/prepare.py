@@ -552,10 +552,13 @@ def prepare(
         (role, k): _key(scenario, role, k, data.fingerprint, device, trainers[role, k])
         for role, k, _, _ in models
     }
+    # Each entry's files are hashed once per prepare: the valid ones found here are the
+    # ones `one` loads (a digits-random10 prepare on a cache hit: 195 files, not 389).
+    found = {keys[role, k]: cache.get("models", keys[role, k]) for role, k, _, _ in models}
     missing = [
         (role, k, name, keys[role, k])
         for role, k, name, _ in models
-        if cache.get("models", keys[role, k]) is None
+        if found[keys[role, k]] is None
     ]
     stacked = [w for w in missing if trainers[w[0], w[1]] == "stacked"]
     trained: set[str] = set()
@@ -569,7 +572,7 @@ def prepare(
     def one(role: str, index: int, name: str, label: str) -> TrainedModel:
         seed = init_seed(scenario, role, index)
         key = keys[role, index]
-        entry = cache.get_or_build(
+        entry = found[key] or cache.get_or_build(
             "models", key, _trainer(scenario, spec, data, sets[name], seed, device)
         )
         model = _load(entry, label, index, key, cache_hit=not entry.built and key not in trained)
