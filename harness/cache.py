@@ -4,8 +4,9 @@ An entry is `ROOT/<kind>/<key>/` holding its files (sub-folders too, named by th
 relative path) and a `manifest.json` with every file's SHA-256. Entries are built in a
 temporary sibling and renamed into place only when complete, under a file lock, so a
 crash leaves no half entry that looks whole and two processes never build the same
-entry twice. Every load re-hashes the files: a corrupted or partial entry is removed
-and rebuilt, never used.
+entry twice; a hit takes no lock (an entry in place is whole and never changes). Every
+load re-hashes the files: a corrupted or partial entry is removed and rebuilt, never
+used.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class Cache:
     def get_or_build(self, kind: str, key: str, build: Callable[[Path], dict[str, Any]]) -> Entry:
         """The entry for (kind, key); `build(tmpdir)` writes its files and returns its meta."""
         path = self.entry_dir(kind, key)
+        # A hit needs no lock: an entry is renamed into place whole and never changed
+        # after, and one removed meanwhile fails `_valid` like a corrupt one.
+        found = self.get(kind, key)
+        if found is not None:
+            return found
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(path) + ".lock"):
             if path.exists():
