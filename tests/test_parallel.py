@@ -260,6 +260,7 @@ class _FakeServer:
     """Stands in for a fork server in `ServerPool`'s bookkeeping (no process)."""
 
     started = 0
+    start_seconds = 0.0  # how long each takes to become ready
 
     def __init__(self, view=None):
         type(self).started += 1
@@ -267,16 +268,19 @@ class _FakeServer:
         self.alive = True
 
     def await_ready(self) -> None:
-        pass
+        import time
+
+        time.sleep(self.start_seconds)
 
     def close(self) -> None:
         self.alive = False
 
 
-def _pool_of_two(monkeypatch):
+def _pool_of_two(monkeypatch, start_seconds: float = 0.0):
     import mu_bench.isolation.launch as launch
 
     monkeypatch.setattr(launch, "ForkServer", _FakeServer)
+    monkeypatch.setattr(_FakeServer, "start_seconds", start_seconds)
     _FakeServer.started = 0
     pool = launch.ServerPool()
     pool.reserve(2)
@@ -301,6 +305,30 @@ def test_a_second_server_starts_only_for_a_job_that_waits(monkeypatch, held, ser
     waiter.join(10)
     assert got and _FakeServer.started == servers
     assert (got[0] is first) == (servers == 1)
+
+
+@pytest.mark.parametrize(("held", "servers"), [(1.5, 1), (3.5, 2)])
+def test_a_job_waits_as_long_as_a_server_takes_to_start_before_another_starts(
+    monkeypatch, held, servers
+):
+    """Where a server takes longer to start than `GROW_AFTER` (torch's import on a loaded
+    machine, here 2.5 s), no second server starts while the first is still starting, and
+    a job kept waiting starts one only after that long: the busy server freed after 1.5 s
+    serves it alone; freed after 3.5 s, a second one has been starting since 2.5 s."""
+    import threading
+    import time
+
+    pool, first = _pool_of_two(monkeypatch, start_seconds=2.5)
+    assert _FakeServer.started == 1
+    got = []
+    asked = time.monotonic()
+    waiter = threading.Thread(target=lambda: got.append((pool.acquire(), time.monotonic())))
+    waiter.start()
+    time.sleep(held)
+    pool.release(first)
+    waiter.join(10)
+    assert got and got[0][0] is first and got[0][1] - asked >= held
+    assert _FakeServer.started == servers
 
 
 def test_a_seed_forks_from_a_server_that_imported_torch_dynamo_while_describing(monkeypatch):

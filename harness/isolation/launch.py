@@ -435,17 +435,24 @@ class ServerPool:
     """The process's warm fork servers: one per worker running at once, up to `size`.
 
     A worker takes an idle server. When none is idle and fewer than `size` exist, one
-    more starts in the background once the worker has waited `GROW_AFTER` seconds (at
-    once when there is none), and the worker takes whichever server is free first: a
-    pool of N long jobs soon has N servers, while short jobs take turns on the servers
-    there are. A server's start costs about 2.7 s of CPU (torch, torch._dynamo), which on
-    a small machine the running jobs pay: before this rule, a warm 8-seed digits submit
-    (seeds of 0.2 s) took 10.2-10.8 s with `--jobs 2`, which started a second server, and
-    9.3 s with `--jobs 1` (`benchmarks/submit_breakdown.py --repeats 2 --jobs N`, twice
-    each). `size` is 1 unless an executor reserves more."""
+    more starts in the background once the worker has waited as long as a server takes
+    to start (the pool's latest start, or longer while one is still starting; at least
+    `GROW_AFTER` seconds; at once when there is none), and the worker takes whichever
+    server is free first: a pool of N long jobs soon has N servers, while short jobs
+    take turns on the servers there are. A server's start costs about 2.7 s of CPU
+    (torch, torch._dynamo), which on a small machine the running jobs pay: a warm 8-seed
+    digits submit (seeds of 0.2 s) took 10.2-10.8 s with `--jobs 2` when that started a
+    second server, and 9.3 s with `--jobs 1` (`benchmarks/submit_breakdown.py --repeats
+    2 --jobs N`, twice each). Waiting a start's length before paying for one is the
+    ski-rental rule: a job never waits more than twice what the best choice in hindsight
+    would have cost it. A fixed second of waiting was not enough: the first training job
+    of a submit also waits for the server's torch._dynamo import, and on a loaded 2-core
+    machine a second server then started in about half of the submits (8.7-8.8 s
+    without it, 10.3-10.9 s with it, 3 Dec, scratch runs timing every process). `size`
+    is 1 unless an executor reserves more."""
 
     MAX_FAILED_STARTS = 3
-    GROW_AFTER = 1.0
+    GROW_AFTER = 1.0  # the least a job waits before another server starts
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -453,6 +460,8 @@ class ServerPool:
         self._busy = 0
         self._starting = 0
         self._failed_starts = 0
+        self._start_seconds = 0.0  # the latest server's start, spawn to ready
+        self._starts: list[float] = []  # when each start under way began
         self.size = 1
         self.view = ServerView(False)  # what servers started from now on see
 
@@ -491,9 +500,13 @@ class ServerPool:
 
     def _spawn(self) -> None:  # under the condition's lock
         self._starting += 1
-        threading.Thread(target=self._start_one, name="mu-bench-forkserver", daemon=True).start()
+        began = time.monotonic()
+        self._starts.append(began)
+        threading.Thread(
+            target=self._start_one, args=(began,), name="mu-bench-forkserver", daemon=True
+        ).start()
 
-    def _start_one(self) -> None:
+    def _start_one(self, began: float) -> None:
         server, ok = None, False
         with contextlib.suppress(OSError, ValueError, ServerDied):
             server = ForkServer(self.view)
@@ -502,6 +515,9 @@ class ServerPool:
         if server is not None and not ok:
             server.close()
         with self._cond:
+            self._starts.remove(began)
+            if ok:
+                self._start_seconds = time.monotonic() - began
             self._starting -= 1
             if ok and not server.view.covers(self.view):
                 server.close()  # started before the view widened: waiters start another
@@ -550,10 +566,14 @@ class ServerPool:
                 servers, timeout = self._busy + self._starting, None
                 if servers < self.size:
                     waited = time.monotonic() - asked
-                    if not servers or waited >= self.GROW_AFTER:
+                    # a start under way has taken at least its age so far
+                    now = time.monotonic()
+                    ages = [now - began for began in self._starts]
+                    patience = max(self.GROW_AFTER, self._start_seconds, *ages)
+                    if not servers or waited >= patience:
                         self._spawn()
                     else:  # look again when it has waited long enough
-                        timeout = self.GROW_AFTER - waited
+                        timeout = patience - waited
                 self._cond.wait(timeout)
 
     def release(self, server: ForkServer) -> None:
