@@ -88,7 +88,8 @@ class WorkerStart(Method):
     """Reports how its worker started (test plugin): whether torch._dynamo came with the
     process, imported and frozen by the fork server (its module's dict is not among the
     objects this process's collector tracks) rather than by this worker; whether the
-    collector is on; how many objects it inherited frozen."""
+    collector is on; how many objects it inherited frozen; whether the public API it
+    imports (`mu_bench.api`) came with the process too, off its clock."""
 
     reads: ClassVar[Reads] = "none"
 
@@ -100,6 +101,8 @@ class WorkerStart(Method):
         tracked = {id(o) for o in gc.get_objects()}
         inherited = compiler is not None and id(vars(compiler)) not in tracked
         task.report_metric("compiler_inherited", float(inherited))
+        api = sys.modules.get("mu_bench.api")
+        task.report_metric("api_inherited", float(api is not None and id(vars(api)) not in tracked))
         task.report_metric("gc_enabled", float(gc.isenabled()))
         task.report_metric("frozen_objects", float(gc.get_freeze_count()))
         return task.model
