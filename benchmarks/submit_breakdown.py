@@ -80,6 +80,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 TIMINGS = "MU_BENCH_TIMINGS_FILE"
 
 
@@ -97,6 +99,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+SPINNING: set[int] = set()  # `--busy` processes: not the submit's helpers
+
+
 def run(
     python: str, args: list[str], env: dict, cwd: Path
 ) -> tuple[float, float, float, str, float]:
@@ -108,9 +113,13 @@ def run(
         [python, "-m", "mu_bench", *args], capture_output=True, text=True, env=env, cwd=cwd
     )
     wall, end = time.perf_counter() - start, time.time()
-    with contextlib.suppress(ChildProcessError):
-        while True:  # its helpers, now ours: they end as their pipes close
-            os.wait()
+    while True:  # its helpers, now ours: they end as their pipes close
+        helpers = [p.pid for p in psutil.Process().children() if p.pid not in SPINNING]
+        if not helpers:
+            break
+        for pid in helpers:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
     if proc.returncode:
         sys.exit(f"{python} -m mu_bench {' '.join(args)}: exit {proc.returncode}\n{proc.stderr}")
     return launch, end, wall, proc.stdout, cpu_seconds() - cpu
@@ -209,6 +218,13 @@ def main() -> None:
         help="the baseline's own cache (default: the same), for a checkout whose cache "
         "layout differs: prepared before the first repeat when empty",
     )
+    ap.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="keep N more processes spinning on the CPU meanwhile (other work on the "
+        "machine, a slower host)",
+    )
     args = ap.parse_args()
     adopt_orphans()
     scratch = Path(tempfile.mkdtemp(prefix="mu-bench-bench-"))
@@ -239,25 +255,39 @@ def main() -> None:
     submit += ["--jobs", str(args.jobs)] if args.jobs else []
     submit.append("--json")
     rows, baseline, cpu, base_cpu, loads = [], [], [], [], [loadavg()]
-    for _ in range(args.repeats):
-        if args.baseline:
-            result = run(trees["baseline"], submit, envs["baseline"], scratch)
-            baseline.append(result[2])
-            base_cpu.append(result[4])
-        launch, end, wall, out, used = run(sys.executable, submit, envs["this"], scratch)
-        n_seeds = len(json.loads(out)["seeds"])
-        rows.append((wall, *parts(launch, end, json.loads(timings_file.read_text()))))
-        cpu.append(used)
-        loads.append(loadavg())
-        base_wall = f"baseline {baseline[-1]:.2f} s, " if baseline else ""
-        print(f"repeat {len(rows)}: {base_wall}this {wall:.2f} s; load {loads[-1]}", flush=True)
+    servers: list[int] = []  # fork servers each of this checkout's submits started
+    spin = "while True: pass"
+    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(args.busy)]
+    SPINNING.update(proc.pid for proc in busy)
+    try:
+        for _ in range(args.repeats):
+            if args.baseline:
+                result = run(trees["baseline"], submit, envs["baseline"], scratch)
+                baseline.append(result[2])
+                base_cpu.append(result[4])
+            launch, end, wall, out, used = run(sys.executable, submit, envs["this"], scratch)
+            n_seeds = len(json.loads(out)["seeds"])
+            timings = json.loads(timings_file.read_text())
+            rows.append((wall, *parts(launch, end, timings)))
+            if "fork_servers" in timings:
+                servers.append(timings["fork_servers"])
+            cpu.append(used)
+            loads.append(loadavg())
+            base_wall = f"baseline {baseline[-1]:.2f} s, " if baseline else ""
+            print(f"repeat {len(rows)}: {base_wall}this {wall:.2f} s; load {loads[-1]}", flush=True)
+    finally:
+        for proc in busy:
+            proc.kill()
+            proc.wait()
 
     wall = statistics.median(r[0] for r in rows)
+    busy_note = f", with {args.busy} more processes spinning" if args.busy else ""
     print(
         f"warm `mu-bench {' '.join(submit[:-1])}` ({n_seeds} seeds), "
         f"median of {args.repeats}: {wall:.2f} s wall (runs: "
         + ", ".join(f"{r[0]:.2f}" for r in rows)
-        + f"), {statistics.median(cpu):.2f} s CPU (all its processes)"
+        + f"), {statistics.median(cpu):.2f} s CPU (all its processes){busy_note}; fork "
+        f"servers started: {', '.join(str(n) for n in servers) or 'not reported'}"
     )
     if baseline:
         base = statistics.median(baseline)

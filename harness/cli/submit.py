@@ -58,7 +58,8 @@ if TYPE_CHECKING:
 
 # Where `benchmarks/submit_breakdown.py` asks for every stage's time, figures and
 # record included (the report's own timings end at evaluation): the stages' ends as
-# epoch seconds ("marks"), each seed's arrival, the report's timings and the writer's.
+# epoch seconds ("marks"), each seed's arrival, the report's timings and the writer's,
+# and how many fork servers started.
 TIMINGS_ENV = "MU_BENCH_TIMINGS_FILE"
 
 
@@ -180,7 +181,10 @@ def submit(
             gc.enable()
     marks["recorded"] = time.time()
     if os.environ.get(TIMINGS_ENV):
+        from ..isolation.launch import server_pool
+
         stages.update(marks=marks, writer=recorder.timings, report=report.timings)
+        stages["fork_servers"] = server_pool().started
         Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(stages))
     if as_json:
         emit_json(report.to_json())

@@ -462,6 +462,7 @@ class ServerPool:
         self._failed_starts = 0
         self._start_seconds = 0.0  # the latest server's start, spawn to ready
         self._starts: list[float] = []  # when each start under way began
+        self.started = 0  # servers started and ready, all told
         self.size = 1
         self.view = ServerView(False)  # what servers started from now on see
 
@@ -518,6 +519,7 @@ class ServerPool:
             self._starts.remove(began)
             if ok:
                 self._start_seconds = time.monotonic() - began
+                self.started += 1
             self._starting -= 1
             if ok and not server.view.covers(self.view):
                 server.close()  # started before the view widened: waiters start another
