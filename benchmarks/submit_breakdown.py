@@ -18,6 +18,20 @@ medians and their ratio: the two are measured side by side, under the same load.
 seconds (user + system, of the submit and every process it started, helpers included)
 are printed too: on a shared machine they vary less than the wall time.
 
+With `--busy N`, N more processes spin on the CPU throughout (other work on the machine,
+a slower host); the line of medians also lists how many fork servers each submit of this
+checkout started (the timings file's `fork_servers`).
+
+Stop 23 (3 Dec), `MU_BENCH_SANDBOX=landlock ... --repeats 5 --busy 1 --baseline TREE`,
+TREE = 635b7b2 (stop 22's last commit): 15.68 s against 16.85 s (0.93, pairs 0.91), CPU
+0.88 (20.45 s against 23.12 s); this code started one fork server in every submit, where
+stop 22's started a second one (2+ s of CPU) whenever seed 1 had waited a second for
+seed 0, as on a loaded machine it did (3 of 3 scratch runs with one spinning process;
+about half of them on this host's slow morning with none). Without load the two are
+even (`--repeats 9`: 0.98, pairs 0.99, CPU 1.00). Against the issue's own code (f129ce5,
+its own cache, `--repeats 7`): 9.49 s against 15.55 s, 0.61 (pairs 0.61); the host ran
+1.10x slower than on the issue's day (14.2 s), so about 8.7 s at that speed.
+
 Measured against the code issue 10 measured (3 Dec, stop 22, `--repeats 7 --baseline
 TREE --baseline-cache CACHE2 --cache CACHE`, TREE = f129ce5, with its own cache; load
 1.6-2.0): that code took 14.21 s median, the 14.2 s the issue reported, so the host ran
@@ -63,7 +77,7 @@ about 14 s as 6.3 s in the harness (torch 1.5, scikit-learn and matplotlib 1.6, 
 
     .venv/bin/python benchmarks/submit_breakdown.py [--method finetune]
         [--scenario digits-random10] [--repeats 5] [--seeds N] [--jobs N]
-        [--baseline /work/main [--baseline-cache CACHE]]
+        [--baseline /work/main [--baseline-cache CACHE]] [--busy N]
 """
 
 from __future__ import annotations
