@@ -40,7 +40,7 @@ leaderboard: install
 	$(BIN)/python -m mu_bench.leaderboard.reference
 
 # Two test processes (pytest-xdist), each test file in one of them (module fixtures run
-# once); they share one prepared-artifact cache (tests/conftest.py). 8 min 53 s on this
+# once); they share one prepared-artifact cache (tests/conftest.py). 9 min 9 s on this
 # 2-core machine (stop 23, a slow day; 6 to 9 minutes in earlier stops); the slow suite, one process,
 # about 30 minutes.
 test: install
