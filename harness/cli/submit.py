@@ -462,8 +462,7 @@ def sandbox_mechanism(uri: str, flag: bool = False) -> str:
         mechanism = policy.mechanism()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if mechanism == "none" and (flag or policy.env_requires_sandbox()):
-        raise _refusal("--require-sandbox" if flag else f"${policy.REQUIRE_VAR}")
+    _refuse_if_demanded(flag, mechanism)
     return mechanism
 
 
@@ -483,15 +482,22 @@ def sandbox_guard(
 
     from ..isolation import policy
 
-    required = flag or policy.env_requires_sandbox()
     if mechanism != "none":
-        return required
-    if required:
-        raise _refusal("--require-sandbox" if flag else f"${policy.REQUIRE_VAR}")
+        return flag or policy.env_requires_sandbox()
+    _refuse_if_demanded(flag, mechanism)
     if store.requires_sandbox(uri, settings):
         raise _refusal(f"the store {uri} (setting {store.REQUIRE_SANDBOX})")
     say("no sandbox confines the workers here: the run is recorded unverified")
     return False
+
+
+def _refuse_if_demanded(flag: bool, mechanism: str) -> None:
+    """Refuse where `flag` (--require-sandbox) or the user's `$MU_BENCH_REQUIRE_SANDBOX`
+    asks for a sandbox and `mechanism` is "none"."""
+    from ..isolation import policy
+
+    if mechanism == "none" and (flag or policy.env_requires_sandbox()):
+        raise _refusal("--require-sandbox" if flag else f"${policy.REQUIRE_VAR}")
 
 
 def _refusal(why: str) -> Exception:

@@ -447,9 +447,11 @@ class ServerPool:
     ski-rental rule: a job never waits more than twice what the best choice in hindsight
     would have cost it. A fixed second of waiting was not enough: the first training job
     of a submit also waits for the server's torch._dynamo import, and on a loaded 2-core
-    machine a second server then started in about half of the submits (8.7-8.8 s
-    without it, 10.3-10.9 s with it, 3 Dec, scratch runs timing every process). `size`
-    is 1 unless an executor reserves more."""
+    machine a second server then started: with one more process spinning,
+    `MU_BENCH_SANDBOX=landlock benchmarks/submit_breakdown.py --repeats 5 --busy 1
+    --baseline TREE` (TREE with the fixed second) gave 15.68 s against 16.85 s, CPU 0.88,
+    this rule starting one server in every submit (3 Dec). `size` is 1 unless an
+    executor reserves more."""
 
     MAX_FAILED_STARTS = 3
     GROW_AFTER = 1.0  # the least a job waits before another server starts
@@ -458,10 +460,9 @@ class ServerPool:
         self._cond = threading.Condition()
         self._idle: list[ForkServer] = []
         self._busy = 0
-        self._starting = 0
         self._failed_starts = 0
         self._start_seconds = 0.0  # the latest server's start, spawn to ready
-        self._starts: list[float] = []  # when each start under way began
+        self._starts: list[float] = []  # when each start under way began, one per start
         self.started = 0  # servers started and ready, all told
         self.size = 1
         self.view = ServerView(False)  # what servers started from now on see
@@ -474,7 +475,7 @@ class ServerPool:
     def warm(self) -> None:
         """Start a server now, unless one exists or is starting."""
         with self._cond:
-            if not (self._idle or self._busy or self._starting):
+            if not (self._idle or self._busy or self._starts):
                 self._spawn()
 
     def ready(self, n: int, timeout: float | None = None, roots: tuple[Path, ...] = ()) -> bool:
@@ -492,7 +493,7 @@ class ServerPool:
                 self._idle = [s for s in self._idle if s.alive]
                 if len(self._idle) >= n:
                     return True
-                for _ in range(n - len(self._idle) - self._busy - self._starting):
+                for _ in range(n - len(self._idle) - self._busy - len(self._starts)):
                     self._spawn()
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -500,7 +501,6 @@ class ServerPool:
                 self._cond.wait(left)
 
     def _spawn(self) -> None:  # under the condition's lock
-        self._starting += 1
         began = time.monotonic()
         self._starts.append(began)
         threading.Thread(
@@ -520,7 +520,6 @@ class ServerPool:
             if ok:
                 self._start_seconds = time.monotonic() - began
                 self.started += 1
-            self._starting -= 1
             if ok and not server.view.covers(self.view):
                 server.close()  # started before the view widened: waiters start another
             elif ok:
@@ -562,14 +561,14 @@ class ServerPool:
                 if self._idle:
                     self._busy += 1
                     return self._idle.pop()
-                if self._failed_starts >= self.MAX_FAILED_STARTS and not self._starting:
+                if self._failed_starts >= self.MAX_FAILED_STARTS and not self._starts:
                     self._failed_starts = 0
                     raise ServerDied("the mu-bench fork server died")
-                servers, timeout = self._busy + self._starting, None
+                servers, timeout = self._busy + len(self._starts), None
                 if servers < self.size:
-                    waited = time.monotonic() - asked
-                    # a start under way has taken at least its age so far
                     now = time.monotonic()
+                    waited = now - asked
+                    # a start under way has taken at least its age so far
                     ages = [now - began for began in self._starts]
                     patience = max(self.GROW_AFTER, self._start_seconds, *ages)
                     if not servers or waited >= patience:
